@@ -1,0 +1,267 @@
+//! Reads a namespace's partition streams through the worker consumer group.
+//!
+//! * `receive`: `XREADGROUP … >` over the consumer's partitions. A `NOGROUP`
+//!   error (the group or the stream vanished: Redis restarted without
+//!   persistence, or someone deleted the key) re-creates the group and the
+//!   read is tried again, so the worker heals by itself.
+//! * `ack`: `XACK`, grouped per stream.
+//! * `extend_visibility`: `XCLAIM <id> … 0 JUSTID` by the owner resets the
+//!   entry's idle time without counting a delivery.
+//! * `reclaim`: `XAUTOCLAIM` of entries idle longer than the visibility
+//!   timeout, with their delivery counts read from `XPENDING`, so the worker
+//!   can park an entry that keeps killing workers (`poison`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::error::Error;
+use fred::prelude::*;
+use fred::types::Value;
+use wal_core::backend::{AckToken, BackendError, LogConsumer, Position, ReceivedEntry, ReclaimAbandoned};
+use wal_core::keys::{NamespaceKeys, CONSUMER_GROUP};
+
+use super::{backend_error, connection::RedisConnection};
+
+/// A member of the worker consumer group on some partitions of one namespace.
+pub struct RedisStreamConsumer {
+    /// A dedicated connection: `XREADGROUP … BLOCK` holds its connection
+    /// while it waits, so it must not share one with other traffic.
+    client: Client,
+    keys: NamespaceKeys,
+    partitions: Vec<u32>,
+    consumer: String,
+}
+
+impl RedisStreamConsumer {
+    /// A consumer named `consumer` reading `partitions` of namespace `ns`.
+    /// Creates the group on each stream if it is missing.
+    pub async fn new(
+        conn: &RedisConnection,
+        ns: &str,
+        partitions: Vec<u32>,
+        consumer: impl Into<String>,
+    ) -> Result<Self, BackendError> {
+        let client = conn.pool().next().clone_new();
+        client.init().await.map_err(backend_error)?;
+        let this = Self {
+            client,
+            keys: NamespaceKeys::new(ns),
+            partitions,
+            consumer: consumer.into(),
+        };
+        this.ensure_groups().await?;
+        Ok(this)
+    }
+
+    /// Creates the consumer group on every partition stream where it is
+    /// missing (`MKSTREAM`, from the start of the stream so nothing written
+    /// before the group existed is skipped).
+    pub async fn ensure_groups(&self) -> Result<(), BackendError> {
+        for &p in &self.partitions {
+            let res: Result<Value, Error> = self
+                .client
+                .xgroup_create(self.keys.stream(p), CONSUMER_GROUP, "0", true)
+                .await;
+            if let Err(e) = res {
+                if !e.details().contains("BUSYGROUP") {
+                    return Err(backend_error(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn stream_of(&self, token: &AckToken) -> String {
+        self.keys.stream(token.partition)
+    }
+
+    fn partition_of(&self, stream: &str) -> Option<u32> {
+        self.partitions.iter().copied().find(|&p| self.keys.stream(p) == stream)
+    }
+
+    async fn read_new(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedEntry>, Error> {
+        let streams: Vec<String> = self.partitions.iter().map(|&p| self.keys.stream(p)).collect();
+        let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
+        let block = wait.as_millis().max(1) as u64;
+        let reply: Value = self
+            .client
+            .xreadgroup(CONSUMER_GROUP, &self.consumer, Some(max as u64), Some(block), false, streams, ids)
+            .await?;
+        let mut out = Vec::new();
+        for (stream, entries) in parse_xread(reply) {
+            let Some(partition) = self.partition_of(&stream) else { continue };
+            for (id, body) in entries {
+                out.push(ReceivedEntry {
+                    token: AckToken { partition, position: Position::StreamEntry(id) },
+                    body,
+                    delivery_count: 1,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `env` field of an entry's field list (empty when missing: the worker
+/// then sees an undecodable entry and dead-letters it as malformed).
+fn env_field(fields: &Value) -> Vec<u8> {
+    let Value::Array(items) = fields else { return Vec::new() };
+    items
+        .chunks(2)
+        .find(|kv| kv.len() == 2 && kv[0].as_str().as_deref() == Some("env"))
+        .and_then(|kv| kv[1].as_bytes().map(<[u8]>::to_vec))
+        .unwrap_or_default()
+}
+
+/// `[[id, [field, value, …]], …]` → `[(id, env bytes)]`.
+fn parse_entries(v: &Value) -> Vec<(String, Vec<u8>)> {
+    let Value::Array(entries) = v else { return Vec::new() };
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Value::Array(pair) if pair.len() == 2 => Some((pair[0].as_string()?, env_field(&pair[1]))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// RESP2 `XREADGROUP` reply: `[[stream, entries], …]` or nil.
+fn parse_xread(v: Value) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
+    match v {
+        Value::Array(streams) => streams
+            .iter()
+            .filter_map(|s| match s {
+                Value::Array(pair) if pair.len() == 2 => Some((pair[0].as_string()?, parse_entries(&pair[1]))),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(map) => map
+            .inner()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), parse_entries(v))))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_nogroup(e: &Error) -> bool {
+    e.details().contains("NOGROUP")
+}
+
+#[async_trait]
+impl LogConsumer for RedisStreamConsumer {
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedEntry>, BackendError> {
+        match self.read_new(max, wait).await {
+            Err(e) if is_nogroup(&e) => {
+                tracing::warn!(consumer = %self.consumer, "consumer group missing; re-creating it");
+                self.ensure_groups().await?;
+                self.read_new(max, wait).await.map_err(backend_error)
+            }
+            other => other.map_err(backend_error),
+        }
+    }
+
+    async fn ack(&self, tokens: &[AckToken]) -> Result<(), BackendError> {
+        let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for t in tokens {
+            if let Position::StreamEntry(id) = &t.position {
+                per_stream.entry(self.stream_of(t)).or_default().push(id.clone());
+            }
+        }
+        for (stream, ids) in per_stream {
+            let _: i64 = self
+                .client
+                .xack(stream, CONSUMER_GROUP, ids)
+                .await
+                .map_err(backend_error)?;
+        }
+        Ok(())
+    }
+
+    async fn extend_visibility(&self, tokens: &[AckToken]) -> Result<(), BackendError> {
+        for t in tokens {
+            if let Position::StreamEntry(id) = &t.position {
+                let _: Value = self
+                    .client
+                    .xclaim(
+                        self.stream_of(t),
+                        CONSUMER_GROUP,
+                        &self.consumer,
+                        0,
+                        id.as_str(),
+                        None,
+                        None,
+                        None,
+                        false,
+                        true,
+                    )
+                    .await
+                    .map_err(backend_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reclaimer(&self) -> Option<&dyn ReclaimAbandoned> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl ReclaimAbandoned for RedisStreamConsumer {
+    async fn reclaim(&self, min_idle: Duration, max: usize) -> Result<Vec<ReceivedEntry>, BackendError> {
+        let mut out = Vec::new();
+        for &p in &self.partitions {
+            if out.len() >= max {
+                break;
+            }
+            let stream = self.keys.stream(p);
+            let reply: Value = self
+                .client
+                .xautoclaim(
+                    &stream,
+                    CONSUMER_GROUP,
+                    &self.consumer,
+                    min_idle.as_millis() as u64,
+                    "0-0",
+                    Some((max - out.len()) as u64),
+                    false,
+                )
+                .await
+                .map_err(backend_error)?;
+            let Value::Array(parts) = reply else { continue };
+            let Some(entries) = parts.get(1) else { continue };
+            for (id, body) in parse_entries(entries) {
+                let delivery_count = self.delivery_count(&stream, &id).await.unwrap_or(1);
+                out.push(ReceivedEntry {
+                    token: AckToken { partition: p, position: Position::StreamEntry(id) },
+                    body,
+                    delivery_count,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl RedisStreamConsumer {
+    /// Times the group handed out entry `id` (from `XPENDING`).
+    async fn delivery_count(&self, stream: &str, id: &str) -> Result<u32, Error> {
+        let reply: Value = self
+            .client
+            .custom(
+                fred::cmd!("XPENDING"),
+                vec![stream, CONSUMER_GROUP, id, id, "1"],
+            )
+            .await?;
+        let count = match reply {
+            Value::Array(rows) => rows.first().and_then(|row| match row {
+                Value::Array(cols) => cols.get(3).and_then(Value::as_i64),
+                _ => None,
+            }),
+            _ => None,
+        };
+        Ok(count.unwrap_or(1).max(1) as u32)
+    }
+}
