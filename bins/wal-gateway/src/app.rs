@@ -1,0 +1,155 @@
+//! Building and running the gateway: `Application::build(config)` connects
+//! to Redis and the namespace store and binds the listener (port 0 in
+//! tests); `run_until_stopped()` serves until SIGTERM/SIGINT (or the given
+//! shutdown future) and then drains in-flight requests within a deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use wal_backends::redis_streams::{RedisConnection, RedisConnectionConfig, RedisStreamProducer};
+use wal_namespace::{NamespaceCache, NamespaceStore};
+
+use crate::auth::KeyRing;
+use crate::config::GatewayConfig;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use crate::state::AppState;
+
+/// A gateway, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Connects to the namespace store (running its migrations) and to Redis,
+    /// and binds `config.listen`. Redis may be down: the gateway still
+    /// starts, answers 503 to writes, and reconnects by itself.
+    pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
+        let store = NamespaceStore::connect(&config.database_url)
+            .await
+            .context("connecting to the namespace store")?;
+        let namespaces = NamespaceCache::load(store)
+            .await
+            .context("loading namespaces")?;
+        let refresher = namespaces
+            .clone()
+            .spawn_refresher(config.namespace_refresh());
+
+        let redis = RedisConnection::connect(
+            &RedisConnectionConfig {
+                url: config.redis_url.clone(),
+                pool_size: config.redis_pool_size,
+                command_timeout: config.redis_timeout(),
+            },
+            Duration::from_secs(3),
+        )
+        .await
+        .context("configuring the Redis client")?;
+        if redis.ping().await.is_err() {
+            tracing::warn!("Redis is not reachable yet; writes answer 503 until it is");
+        }
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let keys = KeyRing::new(&config.api_keys, &config.admin_api_keys);
+        if !keys.has_admin_keys() {
+            tracing::warn!("WAL_ADMIN_API_KEYS is empty: namespace administration is disabled");
+        }
+        let state = Arc::new(AppState {
+            producer: Arc::new(RedisStreamProducer::new(redis.clone())),
+            rate_limiter: RateLimiter::new(redis.clone()),
+            redis,
+            namespaces,
+            keys,
+            metrics: Metrics::new(),
+            round_robin: AtomicU64::new(0),
+            started: Instant::now(),
+            config,
+        });
+        Ok(Self {
+            listener,
+            state,
+            refresher,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The shared state (for tests).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets
+    /// in-flight requests finish for up to the configured grace period.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        let app = crate::routes::router(self.state.clone());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let server = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; draining in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        let mut stop_rx2 = stop_rx.clone();
+        let deadline = async move {
+            let _ = stop_rx2.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            res = server => res.context("serving HTTP")?,
+            _ = deadline => tracing::warn!("drain deadline reached; closing remaining connections"),
+        }
+        self.refresher.abort();
+        self.state.redis.quit().await;
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,149 @@
+//! API keys and IP allow-lists.
+//!
+//! Keys are never kept in clear: configured keys are hashed (SHA-256) at
+//! start-up, a presented key is hashed once per request, and hashes are
+//! compared in constant time against every candidate (no early exit), so
+//! timing reveals neither which key matched nor how much of it.
+//!
+//! * Write keys: a namespace with an `allowedApiKeys` list accepts only
+//!   those; a namespace without one accepts the global `WAL_API_KEYS`.
+//! * An unknown key (in no list at all) is `401`; a known key used where it
+//!   is not allowed is `403`.
+//! * Admin keys (`WAL_ADMIN_API_KEYS`) manage namespaces and nothing else.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use axum::http::{Extensions, HeaderMap};
+use wal_namespace::{any_matches, ApiKeyHash, Namespace, NamespaceCache};
+
+use crate::error::ApiError;
+
+/// Header carrying the API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The hashed keys from the process configuration.
+#[derive(Clone, Debug, Default)]
+pub struct KeyRing {
+    global: Vec<ApiKeyHash>,
+    admin: Vec<ApiKeyHash>,
+}
+
+impl KeyRing {
+    /// Hashes the configured keys (empty entries are ignored).
+    pub fn new(global: &[String], admin: &[String]) -> Self {
+        let hash_all = |keys: &[String]| {
+            keys.iter()
+                .map(|k| k.trim())
+                .filter(|k| !k.is_empty())
+                .map(ApiKeyHash::of)
+                .collect::<Vec<_>>()
+        };
+        Self {
+            global: hash_all(global),
+            admin: hash_all(admin),
+        }
+    }
+
+    /// Whether any admin key is configured.
+    pub fn has_admin_keys(&self) -> bool {
+        !self.admin.is_empty()
+    }
+}
+
+/// The hash of the request's `X-API-Key`, if one was sent.
+pub fn presented_key(headers: &HeaderMap) -> Option<ApiKeyHash> {
+    let raw = headers.get(API_KEY_HEADER)?.to_str().ok()?.trim();
+    (!raw.is_empty()).then(|| ApiKeyHash::of(raw))
+}
+
+/// A write caller whose key is known somewhere (global list or any namespace).
+#[derive(Clone, Debug)]
+pub struct WriteCaller {
+    key: ApiKeyHash,
+    /// The client address used for IP allow-lists.
+    pub ip: Option<IpAddr>,
+}
+
+/// Checks that a key was sent and is known; `401` otherwise.
+pub fn authenticate_writer(
+    keys: &KeyRing,
+    cache: &NamespaceCache,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+) -> Result<WriteCaller, ApiError> {
+    let key = presented_key(headers).ok_or(ApiError::Unauthorized)?;
+    let known_globally = any_matches(&keys.global, &key);
+    // Evaluate both, always: no shortcut that would time differently.
+    let known_in_namespace = cache.any_namespace_key_matches(&key);
+    if known_globally | known_in_namespace {
+        Ok(WriteCaller { key, ip })
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+impl WriteCaller {
+    /// Checks the caller may write to `ns`: key allowed (`403`), IP allowed (`403`).
+    pub fn authorize(&self, keys: &KeyRing, ns: &Namespace) -> Result<(), ApiError> {
+        let allowed = if ns.has_key_allow_list() {
+            ns.key_allowed(&self.key)
+        } else {
+            any_matches(&keys.global, &self.key)
+        };
+        if !allowed {
+            return Err(ApiError::Forbidden(
+                "API key is not allowed on this namespace",
+            ));
+        }
+        if let Some(ip) = self.ip {
+            if !ns.ip_allowed(ip) {
+                return Err(ApiError::Forbidden(
+                    "client IP is not allowed on this namespace",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks the request carries an admin key: `401` when missing or unknown,
+/// `403` when it is a valid write key but not an admin key.
+pub fn authorize_admin(
+    keys: &KeyRing,
+    cache: &NamespaceCache,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let key = presented_key(headers).ok_or(ApiError::Unauthorized)?;
+    if any_matches(&keys.admin, &key) {
+        return Ok(());
+    }
+    let known = any_matches(&keys.global, &key) | cache.any_namespace_key_matches(&key);
+    if known {
+        Err(ApiError::Forbidden("API key is not an admin key"))
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// The client IP: the peer address, or the first `X-Forwarded-For` entry
+/// when the gateway is configured to trust it.
+pub fn client_ip(
+    extensions: &Extensions,
+    headers: &HeaderMap,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}

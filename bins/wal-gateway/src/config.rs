@@ -1,0 +1,110 @@
+//! Process settings: flags with `WAL_…` environment variables (clap). The
+//! README's configuration table lists the same settings.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings of one gateway process.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "wal-gateway", version, about = "WAL service ingest gateway")]
+pub struct GatewayConfig {
+    /// Address to listen on.
+    #[arg(long, env = "WAL_LISTEN", default_value = "0.0.0.0:3000")]
+    pub listen: SocketAddr,
+
+    /// Redis holding the log streams, idempotency keys and rate-limit state.
+    #[arg(long, env = "WAL_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Redis connections in the pool (concurrent appends are pipelined on each).
+    #[arg(long, env = "WAL_REDIS_POOL_SIZE", default_value_t = 4)]
+    pub redis_pool_size: usize,
+
+    /// Milliseconds to wait for a Redis reply before a write's outcome is UNKNOWN.
+    #[arg(long, env = "WAL_REDIS_TIMEOUT_MS", default_value_t = 2000)]
+    pub redis_timeout_ms: u64,
+
+    /// Namespace store: `postgres://…` or `sqlite://path?mode=rwc`.
+    #[arg(
+        long,
+        env = "WAL_DATABASE_URL",
+        default_value = "sqlite://wal-namespaces.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// Comma-separated API keys accepted on namespaces without their own allow-list.
+    #[arg(long, env = "WAL_API_KEYS", value_delimiter = ',', default_value = "")]
+    pub api_keys: Vec<String>,
+
+    /// Comma-separated API keys allowed to manage namespaces.
+    #[arg(
+        long,
+        env = "WAL_ADMIN_API_KEYS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub admin_api_keys: Vec<String>,
+
+    /// How often (ms) the namespace cache checks the store for changes.
+    #[arg(long, env = "WAL_NAMESPACE_REFRESH_MS", default_value_t = 1000)]
+    pub namespace_refresh_ms: u64,
+
+    /// Largest request body in bytes (a batch included).
+    #[arg(long, env = "WAL_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Most messages in one batch request.
+    #[arg(long, env = "WAL_MAX_BATCH", default_value_t = 1000)]
+    pub max_batch: usize,
+
+    /// Take the client IP for IP allow-lists from the first `X-Forwarded-For`
+    /// address (only behind a proxy that sets it).
+    #[arg(long, env = "WAL_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+
+    /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
+    #[arg(long, env = "WAL_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+
+    /// Log filter, e.g. `info` or `wal_gateway=debug,info`.
+    #[arg(long, env = "WAL_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, env = "WAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl GatewayConfig {
+    /// Redis reply timeout.
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// Namespace cache refresh interval.
+    pub fn namespace_refresh(&self) -> Duration {
+        Duration::from_millis(self.namespace_refresh_ms.max(100))
+    }
+
+    /// A configuration for tests: listen on a free loopback port.
+    pub fn for_tests(redis_url: &str, database_url: &str) -> Self {
+        let mut cfg = Self::parse_from(["wal-gateway"]);
+        cfg.listen = "127.0.0.1:0".parse().expect("valid address");
+        cfg.redis_url = redis_url.to_string();
+        cfg.database_url = database_url.to_string();
+        cfg.redis_timeout_ms = 1000;
+        cfg.namespace_refresh_ms = 200;
+        cfg
+    }
+}

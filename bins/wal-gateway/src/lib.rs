@@ -1,0 +1,38 @@
+//! # wal-gateway
+//!
+//! The stateless ingest side of the WAL service: it authenticates a write,
+//! validates it against its namespace, enriches it into an envelope, routes
+//! it to a partition and appends it to the log, answering `durable: TRUE`
+//! only after the backend acknowledged. It also serves namespace
+//! administration, health, metrics and the OpenAPI document.
+//!
+//! Architecture invariant: the gateway never calls a delivery target; it
+//! only appends to the log. State lives in Redis and the namespace store, so
+//! any number of instances can run behind a load balancer.
+//!
+//! ## Layout
+//!
+//! * [`config`] — clap settings (`WAL_…`).
+//! * [`app`] — `Application::build` / `run_until_stopped`.
+//! * [`routes`] — HTTP handlers and the router.
+//! * [`ingest`] — the write path (resolve, admit, prepare, publish).
+//! * [`auth`] — API keys and IP allow-lists.
+//! * [`rate_limit`] — per-namespace limits shared through Redis.
+//! * [`error`] — `ApiError` and the error envelope.
+//! * [`request_context`] — request ids, spans, HTTP metrics.
+//! * [`metrics`] — the Prometheus registry.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod metrics;
+pub mod rate_limit;
+pub mod request_context;
+pub mod routes;
+pub mod state;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::GatewayConfig;

@@ -1,0 +1,304 @@
+//! `POST /api/v1/wal/write` and `POST /api/v1/wal/write/batch`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tracing::Instrument;
+use wal_core::request::BatchWriteRequest;
+
+use crate::auth::{authenticate_writer, client_ip};
+use crate::error::ApiError;
+use crate::ingest::{self, WriteHeaders, WriteResponse};
+use crate::metrics::{OperationLabels, WriteLabels};
+use crate::request_context::RequestId;
+use crate::routes::{read_body, require_json};
+use crate::state::AppState;
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+}
+
+fn write_headers(req_headers: &HeaderMap, request_id: String) -> WriteHeaders {
+    WriteHeaders {
+        request_id,
+        idempotency_key: req_headers
+            .get("idempotency-key")
+            .map(|v| v.to_str().map(str::to_string).unwrap_or_default()),
+        traceparent: header(req_headers, "traceparent"),
+        tracestate: header(req_headers, "tracestate"),
+    }
+}
+
+fn status_label(result: &Result<WriteResponse, ApiError>) -> String {
+    match result {
+        Ok(r) if r.duplicate => "duplicate".into(),
+        Ok(_) => "accepted".into(),
+        Err(e) => e.code().as_str().to_ascii_lowercase(),
+    }
+}
+
+fn record(
+    state: &AppState,
+    namespace: &str,
+    operation: &'static str,
+    status: String,
+    started: Instant,
+) {
+    let namespace = if state.namespaces.get(namespace).is_some() {
+        namespace.to_string()
+    } else {
+        "_unknown".into()
+    };
+    state
+        .metrics
+        .requests
+        .get_or_create(&WriteLabels {
+            namespace: namespace.clone(),
+            operation,
+            status,
+        })
+        .inc();
+    state
+        .metrics
+        .request_duration
+        .get_or_create(&OperationLabels {
+            namespace,
+            operation,
+        })
+        .observe(started.elapsed().as_secs_f64());
+}
+
+/// Write one message to the log.
+#[utoipa::path(
+    post,
+    path = "/api/v1/wal/write",
+    tag = "write",
+    request_body = wal_core::request::WriteRequest,
+    params(
+        ("X-API-Key" = String, Header, description = "API key"),
+        ("X-Request-ID" = Option<String>, Header, description = "Echoed; generated when absent"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat within the dedup window returns the first messageId"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context"),
+    ),
+    responses(
+        (status = 202, description = "Recorded", body = WriteResponse),
+        (status = 400, description = "VALIDATION_FAILED"),
+        (status = 401, description = "UNAUTHORIZED"),
+        (status = 403, description = "FORBIDDEN"),
+        (status = 404, description = "NAMESPACE_NOT_FOUND"),
+        (status = 409, description = "NAMESPACE_DISABLED"),
+        (status = 413, description = "MESSAGE_SIZE_LIMIT_EXCEEDED"),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE"),
+        (status = 429, description = "RATE_LIMITED"),
+        (status = 503, description = "PRODUCER_UNAVAILABLE (durable FALSE or UNKNOWN)"),
+    )
+)]
+pub async fn write(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let mut namespace = String::new();
+    let result: Result<WriteResponse, ApiError> = async {
+        require_json(&parts.headers)?;
+        let bytes = read_body(body, state.config.max_body_bytes).await?;
+        let ip = client_ip(&parts.extensions, &parts.headers, state.config.trust_forwarded_for);
+        let caller = authenticate_writer(&state.keys, &state.namespaces, &parts.headers, ip)?;
+        let write = ingest::parse_write(&bytes)?;
+        namespace = write.normalized_namespace();
+        let ns = ingest::resolve_namespace(&state, &caller, &write)?;
+        ingest::admit(&state, &ns, 1).await?;
+        let headers = write_headers(&parts.headers, request_id);
+        let prepared = ingest::prepare(&state, ns.clone(), write, &headers)?;
+        let span = tracing::info_span!("publish", namespace = %ns.name, message_id = %prepared.message.envelope.id);
+        let mut results = ingest::publish(&state, &ns, vec![prepared.message]).instrument(span).await;
+        results.pop().unwrap_or_else(|| Err(ApiError::Internal("no publish outcome".into())))
+    }
+    .await;
+    record(&state, &namespace, "write", status_label(&result), started);
+    match result {
+        Ok(resp) => (StatusCode::ACCEPTED, Json(resp)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Write several messages in one request (one backend round trip per namespace).
+#[utoipa::path(
+    post,
+    path = "/api/v1/wal/write/batch",
+    tag = "write",
+    request_body = wal_core::request::BatchWriteRequest,
+    params(
+        ("X-API-Key" = String, Header, description = "API key"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Message i is deduplicated under `<key>:<i>`"),
+    ),
+    responses(
+        (status = 202, description = "Every message recorded; `results` in request order"),
+        (status = 207, description = "Some messages failed; each result is a write response or an error envelope"),
+        (status = 400, description = "VALIDATION_FAILED (the batch itself)"),
+        (status = 401, description = "UNAUTHORIZED"),
+    )
+)]
+pub async fn write_batch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    match batch_inner(&state, parts, body, request_id).await {
+        Ok((status, results)) => {
+            record(
+                &state,
+                "_batch",
+                "batch",
+                if status == StatusCode::ACCEPTED {
+                    "accepted".into()
+                } else {
+                    "partial".into()
+                },
+                started,
+            );
+            (status, Json(json!({ "results": results }))).into_response()
+        }
+        Err(e) => {
+            record(
+                &state,
+                "_batch",
+                "batch",
+                e.code().as_str().to_ascii_lowercase(),
+                started,
+            );
+            e.into_response()
+        }
+    }
+}
+
+async fn batch_inner(
+    state: &AppState,
+    parts: axum::http::request::Parts,
+    body: axum::body::Body,
+    request_id: String,
+) -> Result<(StatusCode, Vec<Value>), ApiError> {
+    require_json(&parts.headers)?;
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let ip = client_ip(
+        &parts.extensions,
+        &parts.headers,
+        state.config.trust_forwarded_for,
+    );
+    let caller = authenticate_writer(&state.keys, &state.namespaces, &parts.headers, ip)?;
+    let batch: BatchWriteRequest = ingest::parse_json(&bytes)?;
+    if batch.messages.is_empty() {
+        return Err(ApiError::field(
+            "messages",
+            "must contain at least one message",
+        ));
+    }
+    if batch.messages.len() > state.config.max_batch {
+        return Err(ApiError::field(
+            "messages",
+            format!("at most {} messages per batch", state.config.max_batch),
+        ));
+    }
+    let base = write_headers(&parts.headers, request_id);
+    let n = batch.messages.len();
+    let mut results: Vec<Option<Result<WriteResponse, ApiError>>> = (0..n).map(|_| None).collect();
+
+    // 1. Parse and resolve each message.
+    let mut resolved = Vec::new();
+    for (i, raw) in batch.messages.iter().enumerate() {
+        let attempt = ingest::parse_batch_item(raw).and_then(|w| {
+            let ns = ingest::resolve_namespace(state, &caller, &w)?;
+            Ok((w, ns))
+        });
+        match attempt {
+            Ok((w, ns)) => resolved.push((i, w, ns)),
+            Err(e) => results[i] = Some(Err(e.prefixed(i))),
+        }
+    }
+    // 2. Rate limits: one token per message, per namespace.
+    let mut costs: std::collections::BTreeMap<
+        String,
+        (std::sync::Arc<wal_namespace::Namespace>, u32),
+    > = Default::default();
+    for (_, _, ns) in &resolved {
+        costs
+            .entry(ns.name.clone())
+            .or_insert_with(|| (ns.clone(), 0))
+            .1 += 1;
+    }
+    let mut refused: std::collections::BTreeMap<String, ApiError> = Default::default();
+    for (name, (ns, cost)) in &costs {
+        if let Err(e) = ingest::admit(state, ns, *cost).await {
+            refused.insert(name.clone(), e);
+        }
+    }
+    // 3. Validate and enrich.
+    let mut prepared = Vec::new();
+    for (i, w, ns) in resolved {
+        if let Some(ApiError::RateLimited {
+            namespace,
+            retry_after_secs,
+        }) = refused.get(&ns.name)
+        {
+            results[i] = Some(Err(ApiError::RateLimited {
+                namespace: namespace.clone(),
+                retry_after_secs: *retry_after_secs,
+            }));
+            continue;
+        }
+        let mut headers = base.clone();
+        headers.idempotency_key = base.idempotency_key.as_ref().map(|k| format!("{k}:{i}"));
+        match ingest::prepare(state, ns, w, &headers) {
+            Ok(p) => prepared.push((i, p)),
+            Err(e) => results[i] = Some(Err(e.prefixed(i))),
+        }
+    }
+    // 4. Publish, one round trip per namespace.
+    for (_, (ns, items)) in ingest::group_by_namespace(prepared) {
+        let (indices, messages): (Vec<usize>, Vec<_>) = items.into_iter().unzip();
+        for (i, r) in indices
+            .into_iter()
+            .zip(ingest::publish(state, &ns, messages).await)
+        {
+            results[i] = Some(r);
+        }
+    }
+
+    let mut all_ok = true;
+    let out = results
+        .into_iter()
+        .map(|r| match r {
+            Some(Ok(resp)) => serde_json::to_value(resp).unwrap_or(Value::Null),
+            Some(Err(e)) => {
+                all_ok = false;
+                json!({ "success": false, "error": e.error_body() })
+            }
+            None => {
+                all_ok = false;
+                json!({ "success": false, "error": ApiError::Internal("unprocessed".into()).error_body() })
+            }
+        })
+        .collect();
+    Ok((
+        if all_ok {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::MULTI_STATUS
+        },
+        out,
+    ))
+}

@@ -1,0 +1,37 @@
+//! Shared state of the gateway's handlers.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wal_backends::redis_streams::RedisConnection;
+use wal_core::backend::LogProducer;
+use wal_namespace::NamespaceCache;
+
+use crate::auth::KeyRing;
+use crate::config::GatewayConfig;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+
+/// Everything a handler needs; one per process, behind an `Arc`.
+pub struct AppState {
+    /// Process settings.
+    pub config: GatewayConfig,
+    /// Namespace cache (lock-free reads; refreshed in the background).
+    pub namespaces: Arc<NamespaceCache>,
+    /// The Redis Streams producer (the only backend so far).
+    pub producer: Arc<dyn LogProducer>,
+    /// Redis connection shared by producer and rate limiter (health checks ping it).
+    pub redis: RedisConnection,
+    /// Shared-state rate limiter.
+    pub rate_limiter: RateLimiter,
+    /// Hashed global and admin keys.
+    pub keys: KeyRing,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Round-robin ticket counter of this instance (all namespaces share it;
+    /// consecutive tickets still cycle each namespace's partitions evenly).
+    pub round_robin: AtomicU64,
+    /// Process start, for `uptimeSeconds`.
+    pub started: Instant,
+}
