@@ -1,0 +1,324 @@
+//! The Redis Streams backend on its own: producer and consumer against real
+//! Redis servers — ack, reclaim of abandoned entries with delivery counts,
+//! recovery from a lost consumer group (NOGROUP), undecodable entries,
+//! retention, and `WAIT` for replicas.
+
+use std::time::Duration;
+
+use fred::prelude::*;
+use serde_json::value::RawValue;
+use wal_backends::redis_streams::{
+    RedisConnection, RedisConnectionConfig, RedisStreamConsumer, RedisStreamProducer,
+};
+use wal_core::backend::{
+    LogConsumer, LogProducer, LogSettings, OutgoingMessage, PublishOutcome, Retention,
+};
+use wal_core::envelope::{ResolvedLifecycle, TraceContext, ENVELOPE_VERSION};
+use wal_core::request::TargetRef;
+use wal_core::routing::ShardStrategy;
+use wal_core::{Durability, Envelope, MessageId, RetryPolicy};
+use wal_tests::gateway::{delete_namespace_keys, redis_client};
+use wal_tests::redis_server::PrivateRedis;
+use wal_tests::{random_name, redis_url};
+
+fn settings(ns: &str, partitions: u32) -> LogSettings {
+    LogSettings {
+        namespace: ns.to_string(),
+        topic: ns.to_string(),
+        partition_count: partitions,
+        shard_strategy: ShardStrategy::Hash,
+        retention: Retention::MaxLen(100_000),
+        wait_replicas: 0,
+        wait_timeout: Duration::from_millis(500),
+        dedup_window: Duration::from_secs(60),
+    }
+}
+
+fn envelope(ns: &str, partition: u32, n: u32) -> Envelope {
+    Envelope {
+        v: ENVELOPE_VERSION,
+        id: MessageId::generate(),
+        namespace: ns.to_string(),
+        payload: RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap(),
+        targets: vec![TargetRef::named("sink")],
+        lifecycle: ResolvedLifecycle {
+            retry_policy: RetryPolicy::default(),
+            enable_dlq: true,
+            expires_at_ms: None,
+        },
+        partition_key: None,
+        partition,
+        request_id: "r".into(),
+        trace: TraceContext::default(),
+        created_at_ms: 0,
+        due_at_ms: 0,
+        attempt: 0,
+        metadata: None,
+        priority: None,
+        tags: vec![],
+    }
+}
+
+async fn connect(url: &str) -> RedisConnection {
+    RedisConnection::connect(
+        &RedisConnectionConfig {
+            url: url.into(),
+            pool_size: 2,
+            command_timeout: Duration::from_secs(2),
+        },
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap()
+}
+
+async fn publish_n(
+    producer: &RedisStreamProducer,
+    s: &LogSettings,
+    partition: u32,
+    n: u32,
+) -> Vec<MessageId> {
+    let batch: Vec<OutgoingMessage> = (0..n)
+        .map(|i| OutgoingMessage {
+            envelope: envelope(&s.namespace, partition, i),
+            idempotency_key: None,
+        })
+        .collect();
+    let ids = batch.iter().map(|m| m.envelope.id).collect();
+    for o in producer.publish(s, batch).await {
+        assert!(
+            matches!(
+                o,
+                PublishOutcome::Appended {
+                    durability: Durability::True,
+                    ..
+                }
+            ),
+            "{o:?}"
+        );
+    }
+    ids
+}
+
+#[tokio::test]
+async fn receive_ack_and_reclaim_abandoned_entries() {
+    let ns = random_name("cons");
+    let conn = connect(&redis_url()).await;
+    let producer = RedisStreamProducer::new(conn.clone());
+    let s = settings(&ns, 2);
+    let ids = publish_n(&producer, &s, 1, 5).await;
+
+    let a = RedisStreamConsumer::new(&conn, &ns, vec![0, 1], "worker-a")
+        .await
+        .unwrap();
+    let got = a.receive(10, Duration::from_millis(200)).await.unwrap();
+    assert_eq!(got.len(), 5);
+    let decoded: Vec<MessageId> = got.iter().map(|e| e.decode().unwrap().id).collect();
+    assert_eq!(decoded, ids, "stream order is write order");
+    assert!(got
+        .iter()
+        .all(|e| e.delivery_count == 1 && e.token.partition == 1));
+    a.ack(&got[..3].iter().map(|e| e.token.clone()).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(
+        a.receive(10, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing new"
+    );
+
+    // worker-a "dies" holding two entries; worker-b takes them after the visibility timeout.
+    let b = RedisStreamConsumer::new(&conn, &ns, vec![0, 1], "worker-b")
+        .await
+        .unwrap();
+    let reclaimer = b.reclaimer().expect("redis can reclaim");
+    assert!(
+        reclaimer
+            .reclaim(Duration::from_secs(10), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not idle long enough yet"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let taken = reclaimer
+        .reclaim(Duration::from_millis(200), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken
+            .iter()
+            .map(|e| e.decode().unwrap().id)
+            .collect::<Vec<_>>(),
+        ids[3..].to_vec()
+    );
+    assert!(
+        taken.iter().all(|e| e.delivery_count == 2),
+        "{:?}",
+        taken.iter().map(|e| e.delivery_count).collect::<Vec<_>>()
+    );
+
+    // extend_visibility keeps them from being reclaimed again.
+    let tokens: Vec<_> = taken.iter().map(|e| e.token.clone()).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.extend_visibility(&tokens).await.unwrap();
+    assert!(reclaimer
+        .reclaim(Duration::from_millis(200), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    b.ack(&tokens).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        reclaimer
+            .reclaim(Duration::from_millis(200), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "acked entries are gone"
+    );
+    delete_namespace_keys(&redis_client(&redis_url()).await, &ns).await;
+}
+
+#[tokio::test]
+async fn consumer_recreates_a_lost_group_and_passes_undecodable_entries_up() {
+    let ns = random_name("nogroup");
+    let conn = connect(&redis_url()).await;
+    let producer = RedisStreamProducer::new(conn.clone());
+    let s = settings(&ns, 1);
+    let consumer = RedisStreamConsumer::new(&conn, &ns, vec![0], "w")
+        .await
+        .unwrap();
+
+    // Lose the stream and its group, as after a Redis restart without persistence.
+    let raw = redis_client(&redis_url()).await;
+    let _: i64 = raw.del(format!("wal:{{{ns}}}:p:0")).await.unwrap();
+    let ids = publish_n(&producer, &s, 0, 2).await;
+    let got = consumer
+        .receive(10, Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|e| e.decode().unwrap().id)
+            .collect::<Vec<_>>(),
+        ids
+    );
+
+    // A malformed entry is handed up (the worker dead-letters it), not dropped, not fatal.
+    let _: String = raw
+        .xadd(
+            format!("wal:{{{ns}}}:p:0"),
+            false,
+            None,
+            "*",
+            vec![("env", "not json")],
+        )
+        .await
+        .unwrap();
+    let got = consumer
+        .receive(10, Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].decode().is_err());
+    delete_namespace_keys(&raw, &ns).await;
+}
+
+#[tokio::test]
+async fn retention_trims_each_partition() {
+    let ns = random_name("trim");
+    let conn = connect(&redis_url()).await;
+    let producer = RedisStreamProducer::new(conn.clone());
+    let mut s = settings(&ns, 1);
+    s.retention = Retention::MaxLen(100);
+    for _ in 0..10 {
+        publish_n(&producer, &s, 0, 100).await;
+    }
+    let raw = redis_client(&redis_url()).await;
+    let len: u64 = raw.xlen(format!("wal:{{{ns}}}:p:0")).await.unwrap();
+    assert!(
+        (100..1000).contains(&len),
+        "approximate MAXLEN keeps about 100, got {len}"
+    );
+
+    s.retention = Retention::MaxAge(Duration::from_millis(200));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publish_n(&producer, &s, 0, 1).await;
+    let len: u64 = raw.xlen(format!("wal:{{{ns}}}:p:0")).await.unwrap();
+    assert!(len < 200, "MINID trimming dropped old entries, {len} left");
+    delete_namespace_keys(&raw, &ns).await;
+}
+
+#[tokio::test]
+async fn wait_for_replicas_answers_true_only_when_they_confirm() {
+    let primary = PrivateRedis::start().await;
+    let replica = PrivateRedis::start_with(vec![
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        primary.port().to_string(),
+    ])
+    .await;
+    let conn = connect(&primary.url()).await;
+    // Wait for the replica to be in sync.
+    let raw = redis_client(&primary.url()).await;
+    for _ in 0..100 {
+        let info: String = raw
+            .info(Some(fred::types::InfoKind::Replication))
+            .await
+            .unwrap();
+        if info.contains("connected_slaves:1") && info.contains("state=online") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let producer = RedisStreamProducer::new(conn);
+    let ns = random_name("repl");
+    let mut s = settings(&ns, 1);
+    s.wait_replicas = 1;
+    s.wait_timeout = Duration::from_secs(5);
+    let out = producer
+        .publish(
+            &s,
+            vec![OutgoingMessage {
+                envelope: envelope(&ns, 0, 1),
+                idempotency_key: None,
+            }],
+        )
+        .await;
+    assert!(
+        matches!(
+            out[0],
+            PublishOutcome::Appended {
+                durability: Durability::True,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+
+    s.wait_replicas = 2;
+    s.wait_timeout = Duration::from_millis(200);
+    let out = producer
+        .publish(
+            &s,
+            vec![OutgoingMessage {
+                envelope: envelope(&ns, 0, 2),
+                idempotency_key: None,
+            }],
+        )
+        .await;
+    assert!(
+        matches!(
+            out[0],
+            PublishOutcome::Appended {
+                durability: Durability::Unknown,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    drop(replica);
+}
