@@ -1,0 +1,35 @@
+# WAL service recipes. `just` with no argument lists them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Run the gateway (and the worker, once it exists) with a demo namespace; prints a curl example.
+dev:
+    scripts/dev.sh
+
+# Run every test: install what is missing, then fmt check, clippy, and all tests with nextest.
+test:
+    scripts/install-tools.sh
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo nextest run --workspace --no-fail-fast
+
+# Local stack tests (the integration suite against real Redis and PostgreSQL).
+e2e:
+    scripts/install-tools.sh
+    cargo nextest run -p wal-tests --no-fail-fast
+
+# Ingest benchmark: release gateway on a private Redis, 200-byte payloads, results to stdout.
+bench:
+    scripts/bench-ingest.sh
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Lint as CI does.
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
