@@ -144,7 +144,11 @@ pub enum BackendError {
 pub trait LogProducer: Send + Sync {
     /// Appends `batch` to the log described by `settings`; one outcome per
     /// message, in order. Never answers `Appended` before the backend did.
-    async fn publish(&self, settings: &LogSettings, batch: Vec<OutgoingMessage>) -> Vec<PublishOutcome>;
+    async fn publish(
+        &self,
+        settings: &LogSettings,
+        batch: Vec<OutgoingMessage>,
+    ) -> Vec<PublishOutcome>;
 
     /// Whether the backend answers right now.
     async fn ping(&self) -> Result<(), BackendError>;
@@ -192,7 +196,8 @@ impl ReceivedEntry {
 #[async_trait]
 pub trait LogConsumer: Send + Sync {
     /// Up to `max` new entries, waiting at most `wait` when none are ready.
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedEntry>, BackendError>;
+    async fn receive(&self, max: usize, wait: Duration)
+        -> Result<Vec<ReceivedEntry>, BackendError>;
 
     /// The entries are handled (delivered, scheduled for retry, or
     /// dead-lettered) and must never be handed out again.
@@ -213,5 +218,9 @@ pub trait LogConsumer: Send + Sync {
 #[async_trait]
 pub trait ReclaimAbandoned: Send + Sync {
     /// Up to `max` entries idle for longer than `min_idle`, now owned by this consumer.
-    async fn reclaim(&self, min_idle: Duration, max: usize) -> Result<Vec<ReceivedEntry>, BackendError>;
+    async fn reclaim(
+        &self,
+        min_idle: Duration,
+        max: usize,
+    ) -> Result<Vec<ReceivedEntry>, BackendError>;
 }

@@ -25,8 +25,17 @@ mod tests {
 
     #[test]
     fn serializes_as_upper_case_words() {
-        assert_eq!(serde_json::to_string(&Durability::True).unwrap(), "\"TRUE\"");
-        assert_eq!(serde_json::to_string(&Durability::False).unwrap(), "\"FALSE\"");
-        assert_eq!(serde_json::to_string(&Durability::Unknown).unwrap(), "\"UNKNOWN\"");
+        assert_eq!(
+            serde_json::to_string(&Durability::True).unwrap(),
+            "\"TRUE\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Durability::False).unwrap(),
+            "\"FALSE\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Durability::Unknown).unwrap(),
+            "\"UNKNOWN\""
+        );
     }
 }

@@ -160,9 +160,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_unknown_versions() {
-        assert!(matches!(Envelope::decode(b"not json"), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            Envelope::decode(b"not json"),
+            Err(DecodeError::Json(_))
+        ));
         let mut env = sample();
         env.v = 99;
-        assert!(matches!(Envelope::decode(&env.encode()), Err(DecodeError::Version(99))));
+        assert!(matches!(
+            Envelope::decode(&env.encode()),
+            Err(DecodeError::Version(99))
+        ));
     }
 }

@@ -82,7 +82,10 @@ mod tests {
             ErrorCode::ProducerUnavailable,
             ErrorCode::NamespaceNotFound,
         ] {
-            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
         }
     }
 }

@@ -39,7 +39,9 @@ impl FromStr for MessageId {
     type Err = InvalidMessageId;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ulid::Ulid::from_string(s).map(Self).map_err(|_| InvalidMessageId)
+        ulid::Ulid::from_string(s)
+            .map(Self)
+            .map_err(|_| InvalidMessageId)
     }
 }
 

@@ -77,7 +77,15 @@ mod tests {
     #[test]
     fn all_keys_share_the_hash_tag() {
         let k = NamespaceKeys::new("orders");
-        for key in [k.stream(3), k.delayed(), k.retry(), k.dlq(), k.idempotency("x"), k.status("y"), k.rate_limit()] {
+        for key in [
+            k.stream(3),
+            k.delayed(),
+            k.retry(),
+            k.dlq(),
+            k.idempotency("x"),
+            k.status("y"),
+            k.rate_limit(),
+        ] {
             assert!(key.starts_with("wal:{orders}:"), "{key}");
         }
         assert_eq!(k.stream(3), "wal:{orders}:p:3");

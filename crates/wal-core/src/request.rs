@@ -244,7 +244,10 @@ impl WriteRequest {
         }
         if let Some(meta) = &self.metadata {
             if meta.len() > MAX_METADATA_ENTRIES {
-                errors.push("metadata", format!("at most {MAX_METADATA_ENTRIES} entries"));
+                errors.push(
+                    "metadata",
+                    format!("at most {MAX_METADATA_ENTRIES} entries"),
+                );
             }
         }
         if matches!(self.priority, Some(p) if p > MAX_PRIORITY) {
@@ -255,7 +258,10 @@ impl WriteRequest {
         }
         for (i, tag) in self.tags.iter().enumerate() {
             if tag.is_empty() || tag.len() > MAX_TAG_LEN {
-                errors.push(format!("tags[{i}]"), format!("must be 1 to {MAX_TAG_LEN} bytes"));
+                errors.push(
+                    format!("tags[{i}]"),
+                    format!("must be 1 to {MAX_TAG_LEN} bytes"),
+                );
             }
         }
         errors.into_result()
@@ -265,7 +271,10 @@ impl WriteRequest {
 fn validate_targets(sel: &TargetSelector, errors: &mut FieldErrors) {
     let targets = sel.as_slice();
     if targets.is_empty() {
-        errors.push("target", "must name at least one target (omit it for all targets)");
+        errors.push(
+            "target",
+            "must name at least one target (omit it for all targets)",
+        );
     }
     let path = |i: usize, f: &str| match sel {
         TargetSelector::One(_) => format!("target.{f}"),
@@ -282,7 +291,9 @@ fn validate_targets(sel: &TargetSelector, errors: &mut FieldErrors) {
                 && suffix.len() <= 512
                 && !suffix.contains("..")
                 && !suffix.contains("//")
-                && suffix.bytes().all(|b| b.is_ascii_graphic() && b != b'#' && b != b'\\');
+                && suffix
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'\\');
             if !ok {
                 errors.push(
                     path(i, "pathSuffix"),
@@ -296,8 +307,13 @@ fn validate_targets(sel: &TargetSelector, errors: &mut FieldErrors) {
                     && name.len() <= 64
                     && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
                 if !name_ok {
-                    errors.push(path(i, &format!("headers.{name}")), "not a valid header name");
-                } else if value.len() > 1024 || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                    errors.push(
+                        path(i, &format!("headers.{name}")),
+                        "not a valid header name",
+                    );
+                } else if value.len() > 1024
+                    || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+                {
                     errors.push(
                         path(i, &format!("headers.{name}")),
                         "value must be at most 1024 bytes without line breaks",
@@ -306,8 +322,14 @@ fn validate_targets(sel: &TargetSelector, errors: &mut FieldErrors) {
             }
         }
         if let Some(prefix) = &t.key_prefix {
-            if prefix.is_empty() || prefix.len() > 256 || prefix.bytes().any(|b| b.is_ascii_whitespace()) {
-                errors.push(path(i, "keyPrefix"), "must be 1 to 256 bytes without whitespace");
+            if prefix.is_empty()
+                || prefix.len() > 256
+                || prefix.bytes().any(|b| b.is_ascii_whitespace())
+            {
+                errors.push(
+                    path(i, "keyPrefix"),
+                    "must be 1 to 256 bytes without whitespace",
+                );
             }
         }
     }
@@ -318,20 +340,32 @@ fn validate_lifecycle(lc: &Lifecycle, limits: WriteLimits, errors: &mut FieldErr
     if delay > limits.max_delay {
         errors.push(
             "lifecycle.delay",
-            format!("must be at most {} seconds for this namespace", limits.max_delay.as_secs()),
+            format!(
+                "must be at most {} seconds for this namespace",
+                limits.max_delay.as_secs()
+            ),
         );
     }
     if lc.delay_unit.is_some() && lc.delay.is_none() {
         errors.push("lifecycle.delayUnit", "given without lifecycle.delay");
     }
     if matches!(lc.jitter_ms, Some(j) if j > MAX_WRITE_JITTER_MS) {
-        errors.push("lifecycle.jitterMs", format!("must be at most {MAX_WRITE_JITTER_MS}"));
+        errors.push(
+            "lifecycle.jitterMs",
+            format!("must be at most {MAX_WRITE_JITTER_MS}"),
+        );
     }
     if let Some(ttl) = lc.ttl {
         if ttl == 0 || ttl > MAX_TTL_SECONDS {
-            errors.push("lifecycle.ttl", format!("must be between 1 and {MAX_TTL_SECONDS} seconds"));
+            errors.push(
+                "lifecycle.ttl",
+                format!("must be between 1 and {MAX_TTL_SECONDS} seconds"),
+            );
         } else if Duration::from_secs(ttl) <= delay {
-            errors.push("lifecycle.ttl", "must be longer than the delay, or the message expires before it is due");
+            errors.push(
+                "lifecycle.ttl",
+                "must be longer than the delay, or the message expires before it is due",
+            );
         }
     }
 }
@@ -339,7 +373,10 @@ fn validate_lifecycle(lc: &Lifecycle, limits: WriteLimits, errors: &mut FieldErr
 /// Checks an `Idempotency-Key` header value: 1 to 255 visible ASCII characters.
 pub fn validate_idempotency_key(key: &str) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::default();
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
         errors.push(
             "Idempotency-Key",
             format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
@@ -352,14 +389,18 @@ pub fn validate_idempotency_key(key: &str) -> Result<(), FieldErrors> {
 mod tests {
     use super::*;
 
-    const LIMITS: WriteLimits = WriteLimits { max_delay: Duration::from_secs(7 * 86_400) };
+    const LIMITS: WriteLimits = WriteLimits {
+        max_delay: Duration::from_secs(7 * 86_400),
+    };
 
     fn parse(json: &str) -> Result<WriteRequest, String> {
         serde_json::from_str(json).map_err(|e| e.to_string())
     }
 
     fn fields(r: Result<(), FieldErrors>) -> Vec<String> {
-        r.err().map(|e| e.errors().iter().map(|e| e.field.clone()).collect()).unwrap_or_default()
+        r.err()
+            .map(|e| e.errors().iter().map(|e| e.field.clone()).collect())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -380,7 +421,10 @@ mod tests {
 
     #[test]
     fn target_may_be_an_array() {
-        let req = parse(r#"{"namespace":"a","payload":{},"target":[{"identifier":"x"},{"identifier":"y"}]}"#).unwrap();
+        let req = parse(
+            r#"{"namespace":"a","payload":{},"target":[{"identifier":"x"},{"identifier":"y"}]}"#,
+        )
+        .unwrap();
         assert_eq!(req.target.unwrap().as_slice().len(), 2);
     }
 
@@ -388,7 +432,10 @@ mod tests {
     fn unknown_fields_are_rejected_with_their_name() {
         let err = parse(r#"{"namespace":"a","payload":{},"partitonKey":"k"}"#).unwrap_err();
         assert!(err.contains("partitonKey"), "{err}");
-        let err = parse(r#"{"namespace":"a","payload":{},"target":{"identifier":"x","url":"http://evil"}}"#).unwrap_err();
+        let err = parse(
+            r#"{"namespace":"a","payload":{},"target":{"identifier":"x","url":"http://evil"}}"#,
+        )
+        .unwrap_err();
         assert!(err.contains("url"), "{err}");
     }
 
@@ -400,7 +447,16 @@ mod tests {
         )
         .unwrap();
         let got = fields(req.validate(LIMITS));
-        for f in ["namespace", "payload", "target", "partitionKey", "priority", "lifecycle.delay", "lifecycle.ttl", "tags[0]"] {
+        for f in [
+            "namespace",
+            "payload",
+            "target",
+            "partitionKey",
+            "priority",
+            "lifecycle.delay",
+            "lifecycle.ttl",
+            "tags[0]",
+        ] {
             assert!(got.iter().any(|g| g == f), "missing {f} in {got:?}");
         }
     }
@@ -415,7 +471,10 @@ mod tests {
         let got = fields(req.validate(LIMITS));
         assert!(got.contains(&"target[0].pathSuffix".to_string()), "{got:?}");
         assert!(got.contains(&"target[1].identifier".to_string()), "{got:?}");
-        assert!(got.contains(&"target[2].headers.X-Ok".to_string()), "{got:?}");
+        assert!(
+            got.contains(&"target[2].headers.X-Ok".to_string()),
+            "{got:?}"
+        );
     }
 
     #[test]

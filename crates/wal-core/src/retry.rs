@@ -170,15 +170,15 @@ mod tests {
             0u64..=MAX_DELAY_LIMIT_MS,
             0u64..=MAX_JITTER_LIMIT_MS,
         )
-            .prop_map(|(max_attempts, backoff_strategy, initial, max, jitter_ms)| {
-                RetryPolicy {
+            .prop_map(
+                |(max_attempts, backoff_strategy, initial, max, jitter_ms)| RetryPolicy {
                     max_attempts,
                     backoff_strategy,
                     initial_delay_ms: initial.min(max),
                     max_delay_ms: max,
                     jitter_ms,
-                }
-            })
+                },
+            )
     }
 
     #[test]

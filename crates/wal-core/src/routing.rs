@@ -34,7 +34,11 @@ pub struct RoutingInput<'a> {
 }
 
 /// The partition (`0..partition_count`) for a message.
-pub fn choose_partition(strategy: ShardStrategy, partition_count: u32, input: RoutingInput<'_>) -> u32 {
+pub fn choose_partition(
+    strategy: ShardStrategy,
+    partition_count: u32,
+    input: RoutingInput<'_>,
+) -> u32 {
     let n = u64::from(partition_count.max(1));
     let slot = match (input.partition_key, strategy) {
         (Some(key), _) => fnv1a(key.as_bytes()) % n,
@@ -59,8 +63,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn input<'a>(key: Option<&'a str>, payload: &'a [u8], rr: u64, random: u64) -> RoutingInput<'a> {
-        RoutingInput { partition_key: key, payload, round_robin_ticket: rr, random }
+    fn input<'a>(
+        key: Option<&'a str>,
+        payload: &'a [u8],
+        rr: u64,
+        random: u64,
+    ) -> RoutingInput<'a> {
+        RoutingInput {
+            partition_key: key,
+            payload,
+            round_robin_ticket: rr,
+            random,
+        }
     }
 
     #[test]

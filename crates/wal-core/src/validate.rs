@@ -71,9 +71,9 @@ pub fn is_valid_namespace_name(name: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 100
         && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && bytes.iter().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }
 
 /// Whether `id` is a valid target identifier: 1 to 100 of `[A-Za-z0-9._-]`.

@@ -39,7 +39,10 @@ impl RedisConnection {
     /// Creates the pool and starts connecting. Returns once connected or
     /// after `connect_wait`, whichever comes first: a service must be able to
     /// start while Redis is down (it answers 503 until Redis is back).
-    pub async fn connect(cfg: &RedisConnectionConfig, connect_wait: Duration) -> Result<Self, BackendError> {
+    pub async fn connect(
+        cfg: &RedisConnectionConfig,
+        connect_wait: Duration,
+    ) -> Result<Self, BackendError> {
         let mut config = Config::from_url(&cfg.url)
             .map_err(|e| BackendError::Other(format!("invalid Redis URL: {}", e.details())))?;
         config.fail_fast = false;

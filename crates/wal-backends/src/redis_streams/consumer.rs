@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use fred::error::Error;
 use fred::prelude::*;
 use fred::types::Value;
-use wal_core::backend::{AckToken, BackendError, LogConsumer, Position, ReceivedEntry, ReclaimAbandoned};
+use wal_core::backend::{
+    AckToken, BackendError, LogConsumer, Position, ReceivedEntry, ReclaimAbandoned,
+};
 use wal_core::keys::{NamespaceKeys, CONSUMER_GROUP};
 
 use super::{backend_error, connection::RedisConnection};
@@ -77,23 +79,43 @@ impl RedisStreamConsumer {
     }
 
     fn partition_of(&self, stream: &str) -> Option<u32> {
-        self.partitions.iter().copied().find(|&p| self.keys.stream(p) == stream)
+        self.partitions
+            .iter()
+            .copied()
+            .find(|&p| self.keys.stream(p) == stream)
     }
 
     async fn read_new(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedEntry>, Error> {
-        let streams: Vec<String> = self.partitions.iter().map(|&p| self.keys.stream(p)).collect();
+        let streams: Vec<String> = self
+            .partitions
+            .iter()
+            .map(|&p| self.keys.stream(p))
+            .collect();
         let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
         let block = wait.as_millis().max(1) as u64;
         let reply: Value = self
             .client
-            .xreadgroup(CONSUMER_GROUP, &self.consumer, Some(max as u64), Some(block), false, streams, ids)
+            .xreadgroup(
+                CONSUMER_GROUP,
+                &self.consumer,
+                Some(max as u64),
+                Some(block),
+                false,
+                streams,
+                ids,
+            )
             .await?;
         let mut out = Vec::new();
         for (stream, entries) in parse_xread(reply) {
-            let Some(partition) = self.partition_of(&stream) else { continue };
+            let Some(partition) = self.partition_of(&stream) else {
+                continue;
+            };
             for (id, body) in entries {
                 out.push(ReceivedEntry {
-                    token: AckToken { partition, position: Position::StreamEntry(id) },
+                    token: AckToken {
+                        partition,
+                        position: Position::StreamEntry(id),
+                    },
                     body,
                     delivery_count: 1,
                 });
@@ -106,7 +128,9 @@ impl RedisStreamConsumer {
 /// The `env` field of an entry's field list (empty when missing: the worker
 /// then sees an undecodable entry and dead-letters it as malformed).
 fn env_field(fields: &Value) -> Vec<u8> {
-    let Value::Array(items) = fields else { return Vec::new() };
+    let Value::Array(items) = fields else {
+        return Vec::new();
+    };
     items
         .chunks(2)
         .find(|kv| kv.len() == 2 && kv[0].as_str().as_deref() == Some("env"))
@@ -115,24 +139,33 @@ fn env_field(fields: &Value) -> Vec<u8> {
 }
 
 /// `[[id, [field, value, …]], …]` → `[(id, env bytes)]`.
-fn parse_entries(v: &Value) -> Vec<(String, Vec<u8>)> {
-    let Value::Array(entries) = v else { return Vec::new() };
+fn parse_entries(v: &Value) -> StreamEntries {
+    let Value::Array(entries) = v else {
+        return Vec::new();
+    };
     entries
         .iter()
         .filter_map(|e| match e {
-            Value::Array(pair) if pair.len() == 2 => Some((pair[0].as_string()?, env_field(&pair[1]))),
+            Value::Array(pair) if pair.len() == 2 => {
+                Some((pair[0].as_string()?, env_field(&pair[1])))
+            }
             _ => None,
         })
         .collect()
 }
 
+/// Entries of one stream: `(entry id, env bytes)`.
+type StreamEntries = Vec<(String, Vec<u8>)>;
+
 /// RESP2 `XREADGROUP` reply: `[[stream, entries], …]` or nil.
-fn parse_xread(v: Value) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
+fn parse_xread(v: Value) -> Vec<(String, StreamEntries)> {
     match v {
         Value::Array(streams) => streams
             .iter()
             .filter_map(|s| match s {
-                Value::Array(pair) if pair.len() == 2 => Some((pair[0].as_string()?, parse_entries(&pair[1]))),
+                Value::Array(pair) if pair.len() == 2 => {
+                    Some((pair[0].as_string()?, parse_entries(&pair[1])))
+                }
                 _ => None,
             })
             .collect(),
@@ -151,7 +184,11 @@ fn is_nogroup(e: &Error) -> bool {
 
 #[async_trait]
 impl LogConsumer for RedisStreamConsumer {
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedEntry>, BackendError> {
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedEntry>, BackendError> {
         match self.read_new(max, wait).await {
             Err(e) if is_nogroup(&e) => {
                 tracing::warn!(consumer = %self.consumer, "consumer group missing; re-creating it");
@@ -166,7 +203,10 @@ impl LogConsumer for RedisStreamConsumer {
         let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for t in tokens {
             if let Position::StreamEntry(id) = &t.position {
-                per_stream.entry(self.stream_of(t)).or_default().push(id.clone());
+                per_stream
+                    .entry(self.stream_of(t))
+                    .or_default()
+                    .push(id.clone());
             }
         }
         for (stream, ids) in per_stream {
@@ -210,7 +250,11 @@ impl LogConsumer for RedisStreamConsumer {
 
 #[async_trait]
 impl ReclaimAbandoned for RedisStreamConsumer {
-    async fn reclaim(&self, min_idle: Duration, max: usize) -> Result<Vec<ReceivedEntry>, BackendError> {
+    async fn reclaim(
+        &self,
+        min_idle: Duration,
+        max: usize,
+    ) -> Result<Vec<ReceivedEntry>, BackendError> {
         let mut out = Vec::new();
         for &p in &self.partitions {
             if out.len() >= max {
@@ -231,11 +275,16 @@ impl ReclaimAbandoned for RedisStreamConsumer {
                 .await
                 .map_err(backend_error)?;
             let Value::Array(parts) = reply else { continue };
-            let Some(entries) = parts.get(1) else { continue };
+            let Some(entries) = parts.get(1) else {
+                continue;
+            };
             for (id, body) in parse_entries(entries) {
                 let delivery_count = self.delivery_count(&stream, &id).await.unwrap_or(1);
                 out.push(ReceivedEntry {
-                    token: AckToken { partition: p, position: Position::StreamEntry(id) },
+                    token: AckToken {
+                        partition: p,
+                        position: Position::StreamEntry(id),
+                    },
                     body,
                     delivery_count,
                 });

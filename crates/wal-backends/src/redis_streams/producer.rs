@@ -12,7 +12,8 @@ use fred::types::scripts::Script;
 use fred::types::streams::{XCap, XCapTrim};
 use fred::types::Value;
 use wal_core::backend::{
-    BackendError, LogProducer, LogSettings, OutgoingMessage, PublishError, PublishOutcome, Retention,
+    BackendError, LogProducer, LogSettings, OutgoingMessage, PublishError, PublishOutcome,
+    Retention,
 };
 use wal_core::keys::NamespaceKeys;
 use wal_core::{Durability, MessageId};
@@ -125,7 +126,13 @@ impl RedisStreamProducer {
                     match cap {
                         Ok(cap) => {
                             pipeline
-                                .xadd::<(), _, _, _, _>(stream, false, cap, "*", vec![("id", id.into_bytes()), ("env", body)])
+                                .xadd::<(), _, _, _, _>(
+                                    stream,
+                                    false,
+                                    cap,
+                                    "*",
+                                    vec![("id", id.into_bytes()), ("env", body)],
+                                )
                                 .await
                         }
                         Err(e) => Err(e),
@@ -134,7 +141,10 @@ impl RedisStreamProducer {
                 Some(key) => {
                     // EVALSHA/EVAL as raw commands: fred's pipeline has no Lua interface.
                     let (cmd, script): (_, Value) = if use_sha {
-                        (fred::cmd!("EVALSHA"), self.append_once.sha1().clone().into())
+                        (
+                            fred::cmd!("EVALSHA"),
+                            self.append_once.sha1().clone().into(),
+                        )
                     } else {
                         (fred::cmd!("EVAL"), APPEND_ONCE_LUA.into())
                     };
@@ -172,13 +182,20 @@ impl RedisStreamProducer {
             .with_options(&opts)
             .custom(
                 fred::cmd!("WAIT"),
-                vec![Value::from(settings.wait_replicas as i64), Value::from(timeout_ms as i64)],
+                vec![
+                    Value::from(settings.wait_replicas as i64),
+                    Value::from(timeout_ms as i64),
+                ],
             )
             .await;
         match reply {
             Ok(n) if n >= i64::from(settings.wait_replicas) => Durability::True,
             Ok(n) => {
-                tracing::warn!(confirmed = n, wanted = settings.wait_replicas, "replicas did not confirm in time");
+                tracing::warn!(
+                    confirmed = n,
+                    wanted = settings.wait_replicas,
+                    "replicas did not confirm in time"
+                );
                 Durability::Unknown
             }
             Err(e) => {
@@ -192,20 +209,35 @@ impl RedisStreamProducer {
 #[async_trait]
 impl LogProducer for RedisStreamProducer {
     #[tracing::instrument(skip_all, fields(namespace = %settings.namespace, batch = batch.len()))]
-    async fn publish(&self, settings: &LogSettings, batch: Vec<OutgoingMessage>) -> Vec<PublishOutcome> {
+    async fn publish(
+        &self,
+        settings: &LogSettings,
+        batch: Vec<OutgoingMessage>,
+    ) -> Vec<PublishOutcome> {
         let client = match self.conn.connected_client() {
             Ok(c) => c,
             Err(e) => {
                 let err = PublishError::Unavailable(e.to_string());
-                return batch.iter().map(|_| PublishOutcome::Failed(err.clone())).collect();
+                return batch
+                    .iter()
+                    .map(|_| PublishOutcome::Failed(err.clone()))
+                    .collect();
             }
         };
         let overall = self.conn.command_timeout() + Duration::from_millis(500);
-        let replies = match tokio::time::timeout(overall, self.append_pipeline(client, settings, &batch, true)).await {
+        let replies = match tokio::time::timeout(
+            overall,
+            self.append_pipeline(client, settings, &batch, true),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(_) => {
                 let err = PublishError::Timeout("no reply from Redis in time".into());
-                return batch.iter().map(|_| PublishOutcome::Failed(err.clone())).collect();
+                return batch
+                    .iter()
+                    .map(|_| PublishOutcome::Failed(err.clone()))
+                    .collect();
             }
         };
 
@@ -215,8 +247,13 @@ impl LogProducer for RedisStreamProducer {
             let outcome = match reply {
                 Ok(v) if msg.idempotency_key.is_some() => script_outcome(v),
                 Ok(v) => match v.as_string() {
-                    Some(entry) => PublishOutcome::Appended { position: entry, durability: Durability::True },
-                    None => PublishOutcome::Failed(PublishError::Rejected("unexpected XADD reply".into())),
+                    Some(entry) => PublishOutcome::Appended {
+                        position: entry,
+                        durability: Durability::True,
+                    },
+                    None => PublishOutcome::Failed(PublishError::Rejected(
+                        "unexpected XADD reply".into(),
+                    )),
                 },
                 Err(e) if is_noscript(&e) => {
                     reload.push(i);
@@ -239,7 +276,11 @@ impl LogProducer for RedisStreamProducer {
             }
         }
 
-        if settings.wait_replicas > 0 && outcomes.iter().any(|o| matches!(o, PublishOutcome::Appended { .. })) {
+        if settings.wait_replicas > 0
+            && outcomes
+                .iter()
+                .any(|o| matches!(o, PublishOutcome::Appended { .. }))
+        {
             let durability = self.wait_replicas(client, settings).await;
             for o in &mut outcomes {
                 if let PublishOutcome::Appended { durability: d, .. } = o {
