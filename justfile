@@ -12,10 +12,7 @@ dev:
 
 # Run every test: install what is missing, then fmt check, clippy, and all tests with nextest.
 test:
-    scripts/install-tools.sh
-    cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
-    cargo nextest run --workspace --no-fail-fast
+    scripts/test.sh
 
 # Local stack tests (the integration suite against real Redis and PostgreSQL).
 e2e:
