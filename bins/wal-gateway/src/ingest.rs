@@ -40,7 +40,7 @@ pub struct WriteResponse {
     /// Always null until transactions exist.
     pub transaction_id: Option<String>,
     /// Human-readable summary.
-    pub message: String,
+    pub message: &'static str,
     /// When the gateway answered.
     pub timestamp: String,
     /// Milliseconds until the message is due (0 for immediate delivery).
@@ -80,29 +80,43 @@ fn now_ms() -> u64 {
 /// Parses a JSON body into `T`, naming the failing field (for an unknown
 /// field, the path of that field itself; `body` for malformed JSON).
 pub fn parse_json<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(raw);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let reason = e.inner().to_string();
-        let mut path = e.path().to_string();
-        let named = reason
-            .strip_prefix("unknown field `")
-            .or_else(|| reason.strip_prefix("missing field `"));
-        if let Some(rest) = named {
-            if let Some(name) = rest.split('`').next() {
-                path = if path == "." {
-                    name.to_string()
-                } else {
-                    format!("{path}.{name}")
-                };
-            }
+    parse_json_borrowed(raw)
+}
+
+/// [`parse_json`] for types that borrow from the body.
+pub fn parse_json_borrowed<'a, T: serde::Deserialize<'a>>(raw: &'a [u8]) -> Result<T, ApiError> {
+    // Fast path without path tracking; parse again with it only to explain a failure.
+    match serde_json::from_slice(raw) {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            let de = &mut serde_json::Deserializer::from_slice(raw);
+            serde_path_to_error::deserialize(de).map_err(|e| path_error(&e))
         }
-        let field = if path == "." {
-            "body".to_string()
-        } else {
-            path
-        };
-        ApiError::field(field, reason)
-    })
+    }
+}
+
+/// A field error from a path-tracked serde failure.
+fn path_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let reason = e.inner().to_string();
+    let mut path = e.path().to_string();
+    let named = reason
+        .strip_prefix("unknown field `")
+        .or_else(|| reason.strip_prefix("missing field `"));
+    if let Some(rest) = named {
+        if let Some(name) = rest.split('`').next() {
+            path = if path == "." {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
+        }
+    }
+    let field = if path == "." {
+        "body".to_string()
+    } else {
+        path
+    };
+    ApiError::field(field, reason)
 }
 
 /// Parses one write request body.
@@ -384,38 +398,33 @@ pub async fn publish(
         })
         .observe(started.elapsed().as_secs_f64());
     let now = now_ms();
-    outcomes
+    let timestamp = now_rfc3339();
+    let mut per_durability = [0u64; 3];
+    let answers = outcomes
         .into_iter()
         .zip(due)
         .map(|(outcome, (id, due_at))| {
-            let durability = outcome.durability();
-            let label = match durability {
-                Durability::True => "TRUE",
-                Durability::False => "FALSE",
-                Durability::Unknown => "UNKNOWN",
-            };
-            state
-                .metrics
-                .messages_written
-                .get_or_create(&DurableLabels { namespace: ns.name.clone(), durable: label })
-                .inc();
-            let eta = due_at.saturating_sub(now);
+            per_durability[match outcome.durability() {
+                Durability::True => 0,
+                Durability::False => 1,
+                Durability::Unknown => 2,
+            }] += 1;
             match outcome {
                 PublishOutcome::Appended { durability, .. } => Ok(WriteResponse {
                     durable: durability,
                     message_id: id,
                     transaction_id: None,
-                    message: "Message accepted for processing".into(),
-                    timestamp: now_rfc3339(),
-                    estimated_processing_time_ms: eta,
+                    message: "Message accepted for processing",
+                    timestamp: timestamp.clone(),
+                    estimated_processing_time_ms: due_at.saturating_sub(now),
                     duplicate: false,
                 }),
                 PublishOutcome::Duplicate { original } => Ok(WriteResponse {
                     durable: Durability::True,
                     message_id: original.to_string(),
                     transaction_id: None,
-                    message: "Duplicate of an earlier write with the same Idempotency-Key; nothing was published".into(),
-                    timestamp: now_rfc3339(),
+                    message: "Duplicate of an earlier write with the same Idempotency-Key; nothing was published",
+                    timestamp: timestamp.clone(),
                     estimated_processing_time_ms: 0,
                     duplicate: true,
                 }),
@@ -425,7 +434,20 @@ pub async fn publish(
                 }
             }
         })
-        .collect()
+        .collect();
+    for (count, durable) in per_durability.into_iter().zip(["TRUE", "FALSE", "UNKNOWN"]) {
+        if count > 0 {
+            state
+                .metrics
+                .messages_written
+                .get_or_create(&DurableLabels {
+                    namespace: ns.name.clone(),
+                    durable,
+                })
+                .inc_by(count);
+        }
+    }
+    answers
 }
 
 /// The writes of one namespace in a batch, each with its index in the batch.

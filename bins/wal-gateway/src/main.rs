@@ -1,6 +1,11 @@
 //! `wal-gateway`: configuration → telemetry → build → serve.
 
 use clap::Parser;
+
+/// mimalloc instead of the system allocator: the write path allocates many
+/// small, short-lived buffers, and glibc malloc cost ~20% of CPU under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use wal_gateway::{telemetry, Application, GatewayConfig};
 
 #[tokio::main]

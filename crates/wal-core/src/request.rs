@@ -64,13 +64,15 @@ pub struct WriteRequest {
     pub tags: Vec<String>,
 }
 
-/// `POST /api/v1/wal/write/batch` body.
+/// `POST /api/v1/wal/write/batch` body. The messages borrow from the
+/// request body: each is parsed once, when its turn comes.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BatchWriteRequest {
+pub struct BatchWriteRequest<'a> {
     /// The writes, answered in the same order.
+    #[serde(borrow)]
     #[schema(value_type = Vec<WriteRequest>)]
-    pub messages: Vec<Box<RawValue>>,
+    pub messages: Vec<&'a RawValue>,
 }
 
 /// A request's reference to one of the namespace's targets, with the few

@@ -45,6 +45,23 @@ fn status_label(result: &Result<WriteResponse, ApiError>) -> String {
     }
 }
 
+/// The namespace label: the name of an existing namespace, `_unknown` otherwise.
+fn namespace_label(state: &AppState, namespace: &str) -> String {
+    if state.namespaces.get(namespace).is_some() {
+        namespace.to_string()
+    } else {
+        "_unknown".into()
+    }
+}
+
+/// One entry of a batch answer: a write response or an error envelope.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum BatchItem {
+    Accepted(WriteResponse),
+    Failed { success: bool, error: Value },
+}
+
 fn record(
     state: &AppState,
     namespace: &str,
@@ -52,11 +69,7 @@ fn record(
     status: String,
     started: Instant,
 ) {
-    let namespace = if state.namespaces.get(namespace).is_some() {
-        namespace.to_string()
-    } else {
-        "_unknown".into()
-    };
+    let namespace = namespace_label(state, namespace);
     state
         .metrics
         .requests
@@ -138,7 +151,7 @@ pub async fn write(State(state): State<Arc<AppState>>, req: Request) -> Response
     post,
     path = "/api/v1/wal/write/batch",
     tag = "write",
-    request_body = wal_core::request::BatchWriteRequest,
+    request_body = wal_core::request::BatchWriteRequest<'static>,
     params(
         ("X-API-Key" = String, Header, description = "API key"),
         ("Idempotency-Key" = Option<String>, Header, description = "Message i is deduplicated under `<key>:<i>`"),
@@ -158,25 +171,12 @@ pub async fn write_batch(State(state): State<Arc<AppState>>, req: Request) -> Re
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    match batch_inner(&state, parts, body, request_id).await {
-        Ok((status, results)) => {
-            record(
-                &state,
-                "_batch",
-                "batch",
-                if status == StatusCode::ACCEPTED {
-                    "accepted".into()
-                } else {
-                    "partial".into()
-                },
-                started,
-            );
-            (status, Json(json!({ "results": results }))).into_response()
-        }
+    match batch_inner(&state, parts, body, request_id, started).await {
+        Ok((status, results)) => (status, Json(json!({ "results": results }))).into_response(),
         Err(e) => {
             record(
                 &state,
-                "_batch",
+                "_unknown",
                 "batch",
                 e.code().as_str().to_ascii_lowercase(),
                 started,
@@ -191,7 +191,8 @@ async fn batch_inner(
     parts: axum::http::request::Parts,
     body: axum::body::Body,
     request_id: String,
-) -> Result<(StatusCode, Vec<Value>), ApiError> {
+    started: Instant,
+) -> Result<(StatusCode, Vec<BatchItem>), ApiError> {
     require_json(&parts.headers)?;
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let ip = client_ip(
@@ -200,7 +201,7 @@ async fn batch_inner(
         state.config.trust_forwarded_for,
     );
     let caller = authenticate_writer(&state.keys, &state.namespaces, &parts.headers, ip)?;
-    let batch: BatchWriteRequest = ingest::parse_json(&bytes)?;
+    let batch: BatchWriteRequest<'_> = ingest::parse_json_borrowed(&bytes)?;
     if batch.messages.is_empty() {
         return Err(ApiError::field(
             "messages",
@@ -219,8 +220,10 @@ async fn batch_inner(
 
     // 1. Parse and resolve each message.
     let mut resolved = Vec::new();
+    let mut names: Vec<String> = vec![String::new(); n];
     for (i, raw) in batch.messages.iter().enumerate() {
         let attempt = ingest::parse_batch_item(raw).and_then(|w| {
+            names[i] = w.normalized_namespace();
             let ns = ingest::resolve_namespace(state, &caller, &w)?;
             Ok((w, ns))
         });
@@ -278,21 +281,47 @@ async fn batch_inner(
         }
     }
 
+    // 5. Answers in request order, and one count per (namespace, outcome).
     let mut all_ok = true;
+    let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
     let out = results
         .into_iter()
-        .map(|r| match r {
-            Some(Ok(resp)) => serde_json::to_value(resp).unwrap_or(Value::Null),
-            Some(Err(e)) => {
-                all_ok = false;
-                json!({ "success": false, "error": e.error_body() })
-            }
-            None => {
-                all_ok = false;
-                json!({ "success": false, "error": ApiError::Internal("unprocessed".into()).error_body() })
+        .zip(names)
+        .map(|(r, name)| {
+            let r = r.unwrap_or_else(|| Err(ApiError::Internal("unprocessed batch item".into())));
+            *counts.entry((name, status_label(&r))).or_default() += 1;
+            match r {
+                Ok(resp) => BatchItem::Accepted(resp),
+                Err(e) => {
+                    all_ok = false;
+                    BatchItem::Failed {
+                        success: false,
+                        error: e.error_body(),
+                    }
+                }
             }
         })
         .collect();
+    for ((name, status), count) in counts {
+        let namespace = namespace_label(state, &name);
+        state
+            .metrics
+            .requests
+            .get_or_create(&WriteLabels {
+                namespace: namespace.clone(),
+                operation: "batch",
+                status,
+            })
+            .inc_by(count);
+        state
+            .metrics
+            .request_duration
+            .get_or_create(&OperationLabels {
+                namespace,
+                operation: "batch",
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
     Ok((
         if all_ok {
             StatusCode::ACCEPTED
