@@ -39,7 +39,7 @@ curl -s -o /dev/null -w '' -X POST "$BASE/api/v1/namespaces" \
        "targetConfigs": [{"identifier": "echo", "type": "http",
                           "config": {"url": "http://127.0.0.1:3999/echo"}}]}' || true
 
-echo "wal-worker: $("$target_dir/debug/wal-worker" 2>&1 || true)"
+"$target_dir/debug/wal-worker" || true
 cat <<MSG
 
   WAL gateway on $BASE with namespace "demo".
