@@ -334,10 +334,9 @@ pub fn prepare(
         }
         None => ns.retry_policy.clone(),
     };
-    let settings = ns.log_settings();
     let partition = choose_partition(
-        settings.shard_strategy,
-        settings.partition_count,
+        ns.shard_config.strategy,
+        ns.shard_config.partition_count,
         RoutingInput {
             partition_key: req.partition_key.as_deref(),
             payload: req.payload.get().as_bytes(),
