@@ -206,6 +206,15 @@ pub trait LogConsumer: Send + Sync {
     /// Still working on these: do not hand them to another consumer yet.
     async fn extend_visibility(&self, tokens: &[AckToken]) -> Result<(), BackendError>;
 
+    /// Gives entries back unhandled (at shutdown): another consumer may take
+    /// them at once instead of waiting for the visibility timeout. The
+    /// default does nothing, which is correct where the broker redelivers by
+    /// itself.
+    async fn release(&self, tokens: &[AckToken]) -> Result<(), BackendError> {
+        let _ = tokens;
+        Ok(())
+    }
+
     /// The reclaim capability, for backends where abandoned entries must be
     /// taken back explicitly (Redis Streams); `None` where the broker
     /// redelivers by itself (Kafka rebalance, SQS visibility timeout).

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::delivery::AttemptRecord;
 use crate::id::MessageId;
 use crate::request::TargetRef;
 use crate::retry::RetryPolicy;
@@ -81,6 +82,11 @@ pub struct Envelope {
     /// The request's tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Failed attempts so far (most recent last, at most
+    /// [`MAX_HISTORY`](crate::delivery::MAX_HISTORY)), carried through
+    /// retries so the DLQ shows the whole story.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<AttemptRecord>,
 }
 
 /// Why bytes read from the log are not a usable envelope.
@@ -107,6 +113,17 @@ impl Envelope {
             return Err(DecodeError::Version(env.v));
         }
         Ok(env)
+    }
+
+    /// Records a failed attempt, keeping at most the last
+    /// [`MAX_HISTORY`](crate::delivery::MAX_HISTORY).
+    pub fn record_attempt(&mut self, record: AttemptRecord) {
+        self.history.push(record);
+        let excess = self
+            .history
+            .len()
+            .saturating_sub(crate::delivery::MAX_HISTORY);
+        self.history.drain(..excess);
     }
 
     /// Whether the message is due at `now_ms`.
@@ -144,6 +161,7 @@ mod tests {
             metadata: None,
             priority: Some(5),
             tags: vec!["t".into()],
+            history: Vec::new(),
         }
     }
 

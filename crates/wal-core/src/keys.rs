@@ -11,6 +11,7 @@
 //! | `wal:{ns}:delayed` | sorted set | messages parked until their due time (score = due ms) |
 //! | `wal:{ns}:retry` | sorted set | scheduled retries (score = next attempt ms) |
 //! | `wal:{ns}:dlq` | stream | dead-lettered messages with reason and history |
+//! | `wal:{ns}:dlq:idx` | hash | message id → its DLQ entry ids (space-separated) |
 //! | `wal:{ns}:idem:<key>` | string, TTL = dedup window | `Idempotency-Key` → message id |
 //! | `wal:{ns}:status:<id>` | hash, TTL | per-message delivery status |
 //! | `wal:{ns}:rl` | hash | rate-limit state shared by all gateways |
@@ -54,6 +55,11 @@ impl NamespaceKeys {
         format!("{}:dlq", self.prefix)
     }
 
+    /// Index of the dead-letter stream: message id → entry ids.
+    pub fn dlq_index(&self) -> String {
+        format!("{}:dlq:idx", self.prefix)
+    }
+
     /// Idempotency record of a client `Idempotency-Key`.
     pub fn idempotency(&self, key: &str) -> String {
         format!("{}:idem:{key}", self.prefix)
@@ -82,6 +88,7 @@ mod tests {
             k.delayed(),
             k.retry(),
             k.dlq(),
+            k.dlq_index(),
             k.idempotency("x"),
             k.status("y"),
             k.rate_limit(),

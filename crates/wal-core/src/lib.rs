@@ -16,9 +16,11 @@
 //! * [`keys`] — the Redis key layout shared by gateway and worker.
 //! * [`durability`] — the TRUE / FALSE / UNKNOWN answer of a write.
 //! * [`error`] — the stable error codes of the API and their HTTP statuses.
+//! * [`delivery`] — attempt history, dead-letter records and per-message status.
 //! * [`backend`] — the producer and consumer traits every log backend implements.
 
 pub mod backend;
+pub mod delivery;
 pub mod durability;
 pub mod envelope;
 pub mod error;
