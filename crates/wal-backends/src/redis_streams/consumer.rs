@@ -30,6 +30,9 @@ pub struct RedisStreamConsumer {
     /// A dedicated connection: `XREADGROUP … BLOCK` holds its connection
     /// while it waits, so it must not share one with other traffic.
     client: Client,
+    /// Everything else (acks, visibility, reclaim) goes through the shared
+    /// pool, so it never queues behind a blocked read.
+    conn: RedisConnection,
     keys: NamespaceKeys,
     partitions: Vec<u32>,
     consumer: String,
@@ -48,6 +51,7 @@ impl RedisStreamConsumer {
         client.init().await.map_err(backend_error)?;
         let this = Self {
             client,
+            conn: conn.clone(),
             keys: NamespaceKeys::new(ns),
             partitions,
             consumer: consumer.into(),
@@ -200,6 +204,7 @@ impl LogConsumer for RedisStreamConsumer {
     }
 
     async fn ack(&self, tokens: &[AckToken]) -> Result<(), BackendError> {
+        let client = self.conn.connected_client()?;
         let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for t in tokens {
             if let Position::StreamEntry(id) = &t.position {
@@ -210,8 +215,7 @@ impl LogConsumer for RedisStreamConsumer {
             }
         }
         for (stream, ids) in per_stream {
-            let _: i64 = self
-                .client
+            let _: i64 = client
                 .xack(stream, CONSUMER_GROUP, ids)
                 .await
                 .map_err(backend_error)?;
@@ -220,27 +224,13 @@ impl LogConsumer for RedisStreamConsumer {
     }
 
     async fn extend_visibility(&self, tokens: &[AckToken]) -> Result<(), BackendError> {
-        for t in tokens {
-            if let Position::StreamEntry(id) = &t.position {
-                let _: Value = self
-                    .client
-                    .xclaim(
-                        self.stream_of(t),
-                        CONSUMER_GROUP,
-                        &self.consumer,
-                        0,
-                        id.as_str(),
-                        None,
-                        None,
-                        None,
-                        false,
-                        true,
-                    )
-                    .await
-                    .map_err(backend_error)?;
-            }
-        }
-        Ok(())
+        self.claim_again(tokens, None).await
+    }
+
+    /// `XCLAIM … IDLE <large> JUSTID`: the entry stays pending but looks
+    /// abandoned, so the next `XAUTOCLAIM` of any worker takes it.
+    async fn release(&self, tokens: &[AckToken]) -> Result<(), BackendError> {
+        self.claim_again(tokens, Some(RELEASED_IDLE_MS)).await
     }
 
     fn reclaimer(&self) -> Option<&dyn ReclaimAbandoned> {
@@ -248,28 +238,30 @@ impl LogConsumer for RedisStreamConsumer {
     }
 }
 
+/// Idle time given to a released entry: a day, longer than any visibility timeout.
+const RELEASED_IDLE_MS: &str = "86400000";
+
 #[async_trait]
 impl ReclaimAbandoned for RedisStreamConsumer {
+    /// Up to `max` entries *per partition*, so a backlog on one partition
+    /// never hides another's.
     async fn reclaim(
         &self,
         min_idle: Duration,
         max: usize,
     ) -> Result<Vec<ReceivedEntry>, BackendError> {
+        let client = self.conn.connected_client()?;
         let mut out = Vec::new();
         for &p in &self.partitions {
-            if out.len() >= max {
-                break;
-            }
             let stream = self.keys.stream(p);
-            let reply: Value = self
-                .client
+            let reply: Value = client
                 .xautoclaim(
                     &stream,
                     CONSUMER_GROUP,
                     &self.consumer,
                     min_idle.as_millis() as u64,
                     "0-0",
-                    Some((max - out.len()) as u64),
+                    Some(max.max(1) as u64),
                     false,
                 )
                 .await
@@ -278,8 +270,16 @@ impl ReclaimAbandoned for RedisStreamConsumer {
             let Some(entries) = parts.get(1) else {
                 continue;
             };
-            for (id, body) in parse_entries(entries) {
-                let delivery_count = self.delivery_count(&stream, &id).await.unwrap_or(1);
+            let entries = parse_entries(entries);
+            let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+                continue;
+            };
+            let counts = self
+                .delivery_counts(client, &stream, &first.0, &last.0, entries.len())
+                .await
+                .unwrap_or_default();
+            for (id, body) in entries {
+                let delivery_count = counts.get(&id).copied().unwrap_or(1);
                 out.push(ReceivedEntry {
                     token: AckToken {
                         partition: p,
@@ -295,22 +295,85 @@ impl ReclaimAbandoned for RedisStreamConsumer {
 }
 
 impl RedisStreamConsumer {
-    /// Times the group handed out entry `id` (from `XPENDING`).
-    async fn delivery_count(&self, stream: &str, id: &str) -> Result<u32, Error> {
-        let reply: Value = self
-            .client
+    /// `XCLAIM <ids> … [IDLE ms] JUSTID` by the owner, pipelined: resets
+    /// (or, with `idle`, sets) the idle time without counting a delivery.
+    async fn claim_again(
+        &self,
+        tokens: &[AckToken],
+        idle: Option<&str>,
+    ) -> Result<(), BackendError> {
+        let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for t in tokens {
+            if let Position::StreamEntry(id) = &t.position {
+                per_stream
+                    .entry(self.stream_of(t))
+                    .or_default()
+                    .push(id.clone());
+            }
+        }
+        if per_stream.is_empty() {
+            return Ok(());
+        }
+        let client = self.conn.connected_client()?;
+        let pipeline = client.pipeline();
+        for (stream, ids) in per_stream {
+            let mut args: Vec<String> = vec![
+                stream,
+                CONSUMER_GROUP.into(),
+                self.consumer.clone(),
+                "0".into(),
+            ];
+            args.extend(ids);
+            if let Some(ms) = idle {
+                args.push("IDLE".into());
+                args.push(ms.into());
+            }
+            args.push("JUSTID".into());
+            let _: () = pipeline
+                .custom(fred::cmd!("XCLAIM"), args)
+                .await
+                .map_err(backend_error)?;
+        }
+        let _: Vec<Value> = pipeline.all().await.map_err(backend_error)?;
+        Ok(())
+    }
+
+    /// How many times the group handed out each of this consumer's pending
+    /// entries between `first` and `last` (one `XPENDING` range query).
+    async fn delivery_counts(
+        &self,
+        client: &Client,
+        stream: &str,
+        first: &str,
+        last: &str,
+        count: usize,
+    ) -> Result<std::collections::HashMap<String, u32>, Error> {
+        let reply: Value = client
             .custom(
                 fred::cmd!("XPENDING"),
-                vec![stream, CONSUMER_GROUP, id, id, "1"],
+                vec![
+                    stream.to_string(),
+                    CONSUMER_GROUP.to_string(),
+                    first.to_string(),
+                    last.to_string(),
+                    count.max(1).to_string(),
+                    self.consumer.clone(),
+                ],
             )
             .await?;
-        let count = match reply {
-            Value::Array(rows) => rows.first().and_then(|row| match row {
-                Value::Array(cols) => cols.get(3).and_then(Value::as_i64),
-                _ => None,
-            }),
-            _ => None,
-        };
-        Ok(count.unwrap_or(1).max(1) as u32)
+        let mut out = std::collections::HashMap::new();
+        if let Value::Array(rows) = reply {
+            for row in rows {
+                if let Value::Array(cols) = row {
+                    if let (Some(id), Some(n)) = (
+                        cols.first().and_then(Value::as_string),
+                        cols.get(3).and_then(Value::as_i64),
+                    ) {
+                        out.insert(id, n.max(1) as u32);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }

@@ -28,11 +28,16 @@
 
 mod connection;
 mod consumer;
+pub mod dlq;
+pub mod inspect;
 mod producer;
+mod schedule;
 
 pub use connection::{RedisConnection, RedisConnectionConfig};
 pub use consumer::RedisStreamConsumer;
+pub use dlq::{DlqError, DlqStore};
 pub use producer::RedisStreamProducer;
+pub use schedule::{schedule_member, Activated, RedisSchedule, ScheduleSet, SettleOp, Settlement};
 
 use fred::error::{Error, ErrorKind};
 use wal_core::backend::BackendError;

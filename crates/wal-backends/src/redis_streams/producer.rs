@@ -45,7 +45,7 @@ impl RedisStreamProducer {
 }
 
 /// `MAXLEN ~ n` or `MINID ~ <now - age>-0`.
-fn trim_args(retention: Retention, now_ms: u64) -> (&'static str, String) {
+pub(super) fn trim_args(retention: Retention, now_ms: u64) -> (&'static str, String) {
     match retention {
         Retention::MaxLen(n) => ("MAXLEN", n.to_string()),
         Retention::MaxAge(age) => {
@@ -55,7 +55,7 @@ fn trim_args(retention: Retention, now_ms: u64) -> (&'static str, String) {
     }
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

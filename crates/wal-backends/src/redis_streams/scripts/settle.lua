@@ -1,0 +1,61 @@
+-- Settles one stream entry in one atomic step: records target statuses,
+-- parks the message (or some of its targets) in the delayed / retry sets,
+-- writes dead-letter records, and only then acknowledges the entry. An
+-- entry is never acknowledged without its hand-off being recorded, and a
+-- hand-off is never recorded without the acknowledgement.
+--
+-- KEYS[1] stream of the entry   KEYS[2] delayed set   KEYS[3] retry set
+-- KEYS[4] DLQ stream            KEYS[5] DLQ index     KEYS[6] status hash
+-- ARGV[1] consumer group
+-- ARGV[2] entry id to acknowledge ('' = none)
+-- ARGV[3] status TTL (ms)
+-- ARGV[4] DLQ trim: MINID threshold ('' = no trim)
+-- ARGV[5..] operations, each a tag followed by its arguments:
+--   'S' field json                      status field
+--   'Z' 'd'|'r' score member            delayed / retry set member
+--   'D' id reason target error attempts partition at env   DLQ record
+--
+-- Returns the ids of the DLQ entries written.
+local dlq_ids = {}
+local status_written = false
+local i = 5
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'S' then
+    redis.call('HSET', KEYS[6], ARGV[i + 1], ARGV[i + 2])
+    status_written = true
+    i = i + 3
+  elseif op == 'Z' then
+    local set = KEYS[3]
+    if ARGV[i + 1] == 'd' then set = KEYS[2] end
+    redis.call('ZADD', set, ARGV[i + 2], ARGV[i + 3])
+    i = i + 4
+  elseif op == 'D' then
+    local fields = {'id', ARGV[i + 1], 'reason', ARGV[i + 2], 'target', ARGV[i + 3],
+      'error', ARGV[i + 4], 'attempts', ARGV[i + 5], 'partition', ARGV[i + 6],
+      'at', ARGV[i + 7], 'env', ARGV[i + 8]}
+    local entry
+    if ARGV[4] ~= '' then
+      entry = redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[4], '*', unpack(fields))
+    else
+      entry = redis.call('XADD', KEYS[4], '*', unpack(fields))
+    end
+    local previous = redis.call('HGET', KEYS[5], ARGV[i + 1])
+    if previous then
+      redis.call('HSET', KEYS[5], ARGV[i + 1], previous .. ' ' .. entry)
+    else
+      redis.call('HSET', KEYS[5], ARGV[i + 1], entry)
+    end
+    table.insert(dlq_ids, entry)
+    i = i + 9
+  else
+    return redis.error_reply('settle: unknown operation ' .. tostring(op))
+  end
+end
+if status_written then
+  redis.call('PEXPIRE', KEYS[6], ARGV[3])
+end
+if ARGV[2] ~= '' then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+end
+return dlq_ids
