@@ -9,7 +9,11 @@
 //!   those; a namespace without one accepts the global `WAL_API_KEYS`.
 //! * An unknown key (in no list at all) is `401`; a known key used where it
 //!   is not allowed is `403`.
-//! * Admin keys (`WAL_ADMIN_API_KEYS`) manage namespaces and nothing else.
+//! * Admin keys (`WAL_ADMIN_API_KEYS`) manage namespaces and operate the
+//!   DLQ (requeue, purge); they do not write messages.
+//! * Read endpoints of a namespace (message status, namespace status, DLQ
+//!   list and inspection) accept an admin key or a key allowed to write to
+//!   that namespace ([`authenticate_reader`], then [`Reader::authorize`]).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -104,6 +108,46 @@ impl WriteCaller {
             }
         }
         Ok(())
+    }
+}
+
+/// A caller of a read endpoint: an admin, or a write key known somewhere.
+#[derive(Clone, Debug)]
+pub enum Reader {
+    /// An admin key: may read every namespace.
+    Admin,
+    /// A write key: may read the namespaces it may write to.
+    Writer(WriteCaller),
+}
+
+/// Checks that a key was sent and is an admin key or a known write key;
+/// `401` otherwise.
+pub fn authenticate_reader(
+    keys: &KeyRing,
+    cache: &NamespaceCache,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+) -> Result<Reader, ApiError> {
+    let key = presented_key(headers).ok_or(ApiError::Unauthorized)?;
+    if any_matches(&keys.admin, &key) {
+        return Ok(Reader::Admin);
+    }
+    authenticate_writer(keys, cache, headers, ip).map(Reader::Writer)
+}
+
+impl Reader {
+    /// Checks the caller may read `ns`: admins always; write keys where they
+    /// may write (key and IP allow-lists), `403` otherwise.
+    pub fn authorize(&self, keys: &KeyRing, ns: &Namespace) -> Result<(), ApiError> {
+        match self {
+            Reader::Admin => Ok(()),
+            Reader::Writer(caller) => caller.authorize(keys, ns),
+        }
+    }
+
+    /// Whether the caller may read `ns`.
+    pub fn may_read(&self, keys: &KeyRing, ns: &Namespace) -> bool {
+        self.authorize(keys, ns).is_ok()
     }
 }
 

@@ -73,6 +73,16 @@ pub struct GatewayConfig {
     #[arg(long, env = "WAL_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
+    /// Requeue-by-filter calls (`POST …/dlq/requeue`) allowed per namespace
+    /// per second, counted across every gateway instance.
+    #[arg(long, env = "WAL_DLQ_REQUEUE_PER_SECOND", default_value_t = 2)]
+    pub dlq_requeue_per_second: u32,
+
+    /// TTL (seconds) of a message's status record when a DLQ requeue writes
+    /// it; keep it equal to the worker's status retention.
+    #[arg(long, env = "WAL_STATUS_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub status_ttl_secs: u64,
+
     /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
     #[arg(long, env = "WAL_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

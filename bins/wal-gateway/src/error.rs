@@ -57,6 +57,11 @@ pub enum ApiError {
         /// FALSE or UNKNOWN.
         durability: Durability,
     },
+    /// Redis (holding status and DLQ data) cannot be reached for a read or
+    /// an operator action. Answered as `PRODUCER_UNAVAILABLE` (503), without
+    /// a `durable` field since nothing was being written.
+    #[error("The log backend is unavailable; try again later")]
+    BackendUnavailable(String),
     /// Anything unexpected; the cause is logged only.
     #[error("An unexpected error occurred")]
     Internal(String),
@@ -76,7 +81,9 @@ impl ApiError {
             ApiError::TooLarge { .. } => ErrorCode::MessageSizeLimitExceeded,
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
-            ApiError::ProducerUnavailable { .. } => ErrorCode::ProducerUnavailable,
+            ApiError::ProducerUnavailable { .. } | ApiError::BackendUnavailable(_) => {
+                ErrorCode::ProducerUnavailable
+            }
             ApiError::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -126,8 +133,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "internal error");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::BackendUnavailable(cause) => tracing::warn!(%cause, "backend unavailable"),
+            _ => {}
         }
         let status = StatusCode::from_u16(self.code().http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -154,6 +163,17 @@ impl IntoResponse for ApiError {
 /// Marks a response body as an error envelope that still needs its `metadata`.
 #[derive(Clone, Copy, Debug)]
 pub struct ErrorMarker;
+
+impl From<wal_core::backend::BackendError> for ApiError {
+    fn from(e: wal_core::backend::BackendError) -> Self {
+        match e {
+            wal_core::backend::BackendError::Unavailable(cause) => {
+                ApiError::BackendUnavailable(cause)
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
 
 impl ApiError {
     /// The same error with validation field paths prefixed by `messages[i].`

@@ -99,13 +99,17 @@ pub fn parse_json_borrowed<'a, T: serde::Deserialize<'a>>(raw: &'a [u8]) -> Resu
 fn path_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let reason = e.inner().to_string();
     let mut path = e.path().to_string();
-    let named = reason
-        .strip_prefix("unknown field `")
-        .or_else(|| reason.strip_prefix("missing field `"));
+    let unknown = reason.strip_prefix("unknown field `");
+    let named = unknown.or_else(|| reason.strip_prefix("missing field `"));
     if let Some(rest) = named {
         if let Some(name) = rest.split('`').next() {
+            // The path of an unknown field may already end with it.
+            let included =
+                unknown.is_some() && (path == name || path.ends_with(&format!(".{name}")));
             path = if path == "." {
                 name.to_string()
+            } else if included {
+                path
             } else {
                 format!("{path}.{name}")
             };
@@ -365,6 +369,7 @@ pub fn prepare(
         metadata: req.metadata,
         priority: req.priority,
         tags: req.tags,
+        history: Vec::new(),
     };
     Ok(PreparedWrite {
         namespace: ns,

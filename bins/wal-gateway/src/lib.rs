@@ -36,3 +36,15 @@ pub mod telemetry;
 
 pub use app::Application;
 pub use config::GatewayConfig;
+
+/// The `wal-gateway` program: settings from flags and `WAL_…` variables,
+/// logging, build, serve until SIGTERM/SIGINT. (The test suite's e2e binary
+/// runs this same function.)
+pub async fn run_cli() -> anyhow::Result<()> {
+    use clap::Parser;
+    let config = GatewayConfig::parse();
+    telemetry::init(&config.log_level, config.log_format);
+    let app = Application::build(config).await?;
+    tracing::info!(addr = %app.local_addr(), "wal-gateway listening");
+    app.run_until_stopped().await
+}

@@ -1,8 +1,11 @@
 //! HTTP handlers, one module per resource, and the router that mounts them.
 
+pub mod dlq;
 pub mod docs;
 pub mod health;
 pub mod namespaces;
+pub mod params;
+pub mod status;
 pub mod write;
 
 use std::sync::Arc;
@@ -34,6 +37,30 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/namespaces/{name}/disable",
             post(namespaces::disable),
+        )
+        .route(
+            "/api/v1/wal/message/{message_id}",
+            get(status::message_status),
+        )
+        .route(
+            "/api/v1/wal/namespace/{ns}/status",
+            get(status::namespace_status),
+        )
+        .route(
+            "/api/v1/wal/namespace/{ns}/dlq",
+            get(dlq::list).delete(dlq::purge),
+        )
+        .route(
+            "/api/v1/wal/namespace/{ns}/dlq/requeue",
+            post(dlq::requeue_by_filter),
+        )
+        .route(
+            "/api/v1/wal/namespace/{ns}/dlq/{message_id}",
+            get(dlq::inspect),
+        )
+        .route(
+            "/api/v1/wal/namespace/{ns}/dlq/{message_id}/requeue",
+            post(dlq::requeue_message),
         )
         .route("/api/v1/health", get(health::health))
         .route("/api/v1/health/readiness", get(health::readiness))
