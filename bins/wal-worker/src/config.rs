@@ -1,0 +1,156 @@
+//! Process settings: flags with `WAL_…` environment variables (clap). The
+//! README's configuration table lists the same settings.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings of one worker process.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "wal-worker", version, about = "WAL service delivery worker")]
+pub struct WorkerConfig {
+    /// Address of the small HTTP server for `/metrics` and health checks.
+    #[arg(long, env = "WAL_WORKER_LISTEN", default_value = "0.0.0.0:3001")]
+    pub listen: SocketAddr,
+
+    /// Redis holding the log streams, schedules, DLQ and status records.
+    #[arg(long, env = "WAL_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Redis connections in the shared pool (each namespace also gets one
+    /// dedicated connection for its blocking reads).
+    #[arg(long, env = "WAL_REDIS_POOL_SIZE", default_value_t = 4)]
+    pub redis_pool_size: usize,
+
+    /// Milliseconds to wait for a Redis reply.
+    #[arg(long, env = "WAL_REDIS_TIMEOUT_MS", default_value_t = 2000)]
+    pub redis_timeout_ms: u64,
+
+    /// Namespace store: `postgres://…` or `sqlite://path?mode=rwc`.
+    #[arg(
+        long,
+        env = "WAL_DATABASE_URL",
+        default_value = "sqlite://wal-namespaces.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// This worker's consumer name in the groups (default: host name + pid).
+    #[arg(long, env = "WAL_WORKER_NAME")]
+    pub worker_name: Option<String>,
+
+    /// How often (ms) the namespace cache checks the store for changes.
+    #[arg(long, env = "WAL_NAMESPACE_REFRESH_MS", default_value_t = 1000)]
+    pub namespace_refresh_ms: u64,
+
+    /// Most entries read from the log in one `XREADGROUP`.
+    #[arg(long, env = "WAL_WORKER_BATCH", default_value_t = 256)]
+    pub batch_size: usize,
+
+    /// Most entries being handled at once, per namespace.
+    #[arg(long, env = "WAL_WORKER_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+
+    /// Most concurrent deliveries to one target.
+    #[arg(long, env = "WAL_TARGET_CONCURRENCY", default_value_t = 64)]
+    pub target_concurrency: usize,
+
+    /// Milliseconds an entry may stay un-acknowledged before another worker
+    /// takes it over. Must exceed the longest target timeout (checked).
+    #[arg(long, env = "WAL_VISIBILITY_TIMEOUT_MS", default_value_t = 60_000)]
+    pub visibility_timeout_ms: u64,
+
+    /// How often (ms) abandoned entries are looked for.
+    #[arg(long, env = "WAL_RECLAIM_INTERVAL_MS", default_value_t = 5_000)]
+    pub reclaim_interval_ms: u64,
+
+    /// An entry handed out more than this many times without an ack is
+    /// dead-lettered as `poison`.
+    #[arg(long, env = "WAL_POISON_THRESHOLD", default_value_t = 5)]
+    pub poison_threshold: u32,
+
+    /// Seconds a message's status record is kept after its last change.
+    #[arg(long, env = "WAL_STATUS_TTL_SECS", default_value_t = 604_800)]
+    pub status_ttl_secs: u64,
+
+    /// Longest (ms) between two looks at the delayed and retry sets; due
+    /// times this worker knows of are met by a local timer regardless.
+    #[arg(long, env = "WAL_SCHEDULE_POLL_MS", default_value_t = 100)]
+    pub schedule_poll_ms: u64,
+
+    /// Consecutive retryable failures that open a target's circuit breaker.
+    #[arg(long, env = "WAL_BREAKER_FAILURES", default_value_t = 5)]
+    pub breaker_failures: u32,
+
+    /// Milliseconds an open breaker waits before letting one probe through.
+    #[arg(long, env = "WAL_BREAKER_COOLDOWN_MS", default_value_t = 5_000)]
+    pub breaker_cooldown_ms: u64,
+
+    /// Seconds to finish in-flight deliveries after SIGTERM/SIGINT; what is
+    /// left is handed back to the other workers.
+    #[arg(long, env = "WAL_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+
+    /// Log filter, e.g. `info` or `wal_worker=debug,info`.
+    #[arg(long, env = "WAL_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, env = "WAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl WorkerConfig {
+    /// A configuration for tests: health port on a free loopback port, fast timers.
+    pub fn for_tests(redis_url: &str, database_url: &str) -> Self {
+        let mut cfg = Self::parse_from(["wal-worker"]);
+        cfg.listen = "127.0.0.1:0".parse().expect("valid address");
+        cfg.redis_url = redis_url.to_string();
+        cfg.database_url = database_url.to_string();
+        cfg.redis_timeout_ms = 1000;
+        cfg.namespace_refresh_ms = 200;
+        cfg.visibility_timeout_ms = 10_000;
+        cfg.reclaim_interval_ms = 500;
+        cfg.shutdown_grace_secs = 5;
+        cfg
+    }
+
+    /// The consumer name: the configured one, or host name + pid.
+    pub fn consumer_name(&self) -> String {
+        self.worker_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "worker".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    /// Redis reply timeout.
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// Visibility timeout.
+    pub fn visibility_timeout(&self) -> Duration {
+        Duration::from_millis(self.visibility_timeout_ms)
+    }
+
+    /// Status record retention.
+    pub fn status_ttl(&self) -> Duration {
+        Duration::from_secs(self.status_ttl_secs.max(1))
+    }
+
+    /// Namespace cache refresh interval.
+    pub fn namespace_refresh(&self) -> Duration {
+        Duration::from_millis(self.namespace_refresh_ms.max(100))
+    }
+}

@@ -1,0 +1,307 @@
+//! Handles one entry read from the log: decide (malformed, poison, expired,
+//! not yet due, or deliverable), deliver to each target independently,
+//! plan what to record ([`crate::plan`]), and settle — the acknowledgement
+//! goes out in the same atomic step as the record of every target's fate.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+use futures_util::future::join_all;
+use tracing::Instrument;
+use wal_backends::redis_streams::{ScheduleSet, SettleOp, Settlement};
+use wal_core::backend::{Position, ReceivedEntry};
+use wal_core::delivery::{status_field, DlqReason, TargetState, TargetStatus};
+use wal_core::keys::NamespaceKeys;
+use wal_core::request::TargetRef;
+use wal_core::Envelope;
+use wal_targets::{Delivery, DeliveryOutcome};
+
+use crate::breaker::Admission;
+use crate::clock::now_ms;
+use crate::metrics::{self, AttemptLabels, ReasonLabels};
+use crate::plan::{self, TargetResult};
+use crate::runner::NamespaceContext;
+use crate::targets::SlotState;
+
+/// Settlement attempts before an entry is left pending (it is then
+/// reclaimed after the visibility timeout and handled again).
+const SETTLE_ATTEMPTS: u32 = 6;
+
+/// Handles `entry` to the end: delivered, scheduled, or dead-lettered, and acknowledged.
+pub async fn handle_entry(ctx: &NamespaceContext, entry: ReceivedEntry) {
+    let entry_id = match &entry.token.position {
+        Position::StreamEntry(id) => id.clone(),
+        other => format!("{other:?}"),
+    };
+    let partition = entry.token.partition;
+    let span = tracing::info_span!(
+        "deliver_entry",
+        namespace = %ctx.name,
+        partition,
+        entry = %entry_id,
+        message_id = tracing::field::Empty,
+        delivery_count = entry.delivery_count,
+    );
+    async move {
+        let now = now_ms();
+        let (message_id, ops) = match entry.decode() {
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable entry; dead-lettering it as malformed");
+                let id = plan::malformed_id(partition, &entry_id);
+                let ops = plan::plan_malformed(
+                    partition,
+                    &entry_id,
+                    &entry.body,
+                    &e.to_string(),
+                    entry.delivery_count,
+                    now,
+                );
+                (id, ops)
+            }
+            Ok(env) => {
+                tracing::Span::current().record("message_id", tracing::field::display(&env.id));
+                let ops = decide(ctx, &env, entry.delivery_count, now).await;
+                (env.id.to_string(), ops)
+            }
+        };
+        let settlement = Settlement {
+            namespace: ctx.name.clone(),
+            partition,
+            ack: Some(entry_id),
+            message_id,
+            ops,
+            status_ttl: ctx.shared.config.status_ttl(),
+            dlq_retention: Some(ctx.dlq_retention()),
+        };
+        settle(ctx, settlement).await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// What to record for a decodable entry (delivering it if it is due).
+async fn decide(
+    ctx: &NamespaceContext,
+    env: &Envelope,
+    delivery_count: u32,
+    now: u64,
+) -> Vec<SettleOp> {
+    let threshold = ctx.shared.config.poison_threshold;
+    if delivery_count > threshold {
+        tracing::warn!(
+            delivery_count,
+            "entry keeps coming back unacknowledged; dead-lettering it as poison"
+        );
+        return plan::plan_poison(env, delivery_count, now);
+    }
+    if env.lifecycle.expires_at_ms.is_some_and(|exp| exp <= now) {
+        return plan::plan_expired(env, now);
+    }
+    if env.due_at_ms > now {
+        return plan::plan_delayed(env, now);
+    }
+    if env.attempt == 0 {
+        ctx.shared
+            .metrics
+            .lateness
+            .get_or_create(&metrics::ns(&ctx.name))
+            .observe(now.saturating_sub(env.due_at_ms) as f64 / 1000.0);
+    }
+    let already = if delivery_count > 1 {
+        delivered_targets(ctx, env).await
+    } else {
+        HashSet::new()
+    };
+    let results = join_all(env.targets.iter().map(|t| {
+        let skip = already.contains(&t.identifier);
+        async move {
+            let result = if skip {
+                TargetResult::AlreadyDelivered
+            } else {
+                deliver_one(ctx, env, t).await
+            };
+            (t.clone(), result)
+        }
+    }))
+    .await;
+    let mut rng = rand::rng();
+    plan::plan_delivery(env, &results, now_ms(), &mut rng)
+}
+
+/// Targets an earlier handling of this entry already delivered to (read
+/// from the status record), so a redelivered entry does not call them again.
+async fn delivered_targets(ctx: &NamespaceContext, env: &Envelope) -> HashSet<String> {
+    let Ok(client) = ctx.shared.redis.connected_client() else {
+        return HashSet::new();
+    };
+    let key = NamespaceKeys::new(&ctx.name).status(&env.id.to_string());
+    let fields: Vec<String> = env
+        .targets
+        .iter()
+        .map(|t| status_field(&t.identifier))
+        .collect();
+    let values: Result<Vec<Option<String>>, _> = client.hmget(key, fields).await;
+    let Ok(values) = values else {
+        return HashSet::new();
+    };
+    env.targets
+        .iter()
+        .zip(values)
+        .filter(|(_, v)| {
+            v.as_deref()
+                .and_then(|json| serde_json::from_str::<TargetStatus>(json).ok())
+                .is_some_and(|s| s.state == TargetState::Delivered)
+        })
+        .map(|(t, _)| t.identifier.clone())
+        .collect()
+}
+
+/// One attempt at one target, through its breaker and concurrency limit.
+async fn deliver_one(ctx: &NamespaceContext, env: &Envelope, target: &TargetRef) -> TargetResult {
+    let targets = ctx.targets.load();
+    let slot = match targets.get(&target.identifier) {
+        None => {
+            return TargetResult::Permanent {
+                dlq_reason: DlqReason::UnknownTarget,
+                reason: format!(
+                    "target `{}` is not an enabled target of namespace `{}`",
+                    target.identifier, ctx.name
+                ),
+            }
+        }
+        Some(SlotState::Broken(why)) => {
+            return TargetResult::Permanent {
+                dlq_reason: DlqReason::Permanent,
+                reason: format!("target configuration error: {why}"),
+            }
+        }
+        Some(SlotState::Ready(slot)) => slot.clone(),
+    };
+    drop(targets);
+    let labels = |outcome| AttemptLabels {
+        namespace: ctx.name.clone(),
+        target: target.identifier.clone(),
+        outcome,
+    };
+    let m = &ctx.shared.metrics;
+    if let Admission::Paused { until } = slot.breaker.admit(Instant::now()) {
+        m.attempts.get_or_create(&labels("paused")).inc();
+        let wait = until.saturating_duration_since(Instant::now());
+        return TargetResult::Paused {
+            until_ms: now_ms() + wait.as_millis() as u64,
+        };
+    }
+    let _permit = slot.limit.acquire().await;
+    let started = Instant::now();
+    let outcome = slot
+        .target
+        .deliver(Delivery {
+            envelope: env,
+            target,
+            attempt: env.attempt + 1,
+        })
+        .await;
+    m.duration
+        .get_or_create(&metrics::target(&ctx.name, &target.identifier))
+        .observe(started.elapsed().as_secs_f64());
+    match outcome {
+        DeliveryOutcome::Delivered => {
+            slot.breaker.on_success();
+            breaker_gauge(ctx, target, false);
+            m.attempts.get_or_create(&labels("delivered")).inc();
+            TargetResult::Delivered
+        }
+        DeliveryOutcome::Permanent { reason } => {
+            // The target answered: it is up, the message is what it refuses.
+            slot.breaker.on_success();
+            m.attempts.get_or_create(&labels("permanent")).inc();
+            tracing::warn!(target = %target.identifier, %reason, "permanent delivery failure");
+            TargetResult::Permanent {
+                dlq_reason: DlqReason::Permanent,
+                reason,
+            }
+        }
+        DeliveryOutcome::Retry { after, reason } => {
+            m.attempts.get_or_create(&labels("retryable")).inc();
+            if slot.breaker.on_failure(Instant::now()) {
+                breaker_gauge(ctx, target, true);
+                tracing::warn!(target = %target.identifier, %reason, "circuit breaker opened: target paused");
+            }
+            tracing::info!(target = %target.identifier, %reason, attempt = env.attempt + 1, "retryable delivery failure");
+            TargetResult::Retryable { after, reason }
+        }
+    }
+}
+
+fn breaker_gauge(ctx: &NamespaceContext, target: &TargetRef, open: bool) {
+    ctx.shared
+        .metrics
+        .circuit_open
+        .get_or_create(&metrics::target(&ctx.name, &target.identifier))
+        .set(i64::from(open));
+}
+
+/// Records `settlement`, retrying while Redis does not take it. Gives up
+/// after a few attempts: the entry then stays pending and is handled again
+/// after the visibility timeout (at-least-once).
+async fn settle(ctx: &NamespaceContext, settlement: Settlement) {
+    let m = &ctx.shared.metrics;
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=SETTLE_ATTEMPTS {
+        match ctx.shared.settler.settle(settlement.clone()).await {
+            Ok(_) => {
+                count_outcomes(ctx, &settlement.ops);
+                hint_schedule(ctx, &settlement.ops);
+                return;
+            }
+            Err(e) => {
+                m.settle_failures.inc();
+                tracing::warn!(error = %e, attempt, "could not settle the entry; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    tracing::error!("giving up settling the entry; it stays pending and will be handled again");
+}
+
+fn count_outcomes(ctx: &NamespaceContext, ops: &[SettleOp]) {
+    let m = &ctx.shared.metrics;
+    for op in ops {
+        match op {
+            SettleOp::Status { target, status } if status.state == TargetState::Delivered => {
+                m.delivered
+                    .get_or_create(&metrics::target(&ctx.name, target))
+                    .inc();
+            }
+            SettleOp::Status { target, status } if status.state == TargetState::Retrying => {
+                m.retries
+                    .get_or_create(&metrics::target(&ctx.name, target))
+                    .inc();
+            }
+            SettleOp::DeadLetter(rec) => {
+                m.dead_lettered
+                    .get_or_create(&ReasonLabels {
+                        namespace: ctx.name.clone(),
+                        reason: rec.reason.as_str(),
+                    })
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Tells this namespace's schedulers about new members, so they wake at
+/// the exact due time instead of at their next poll.
+fn hint_schedule(ctx: &NamespaceContext, ops: &[SettleOp]) {
+    for op in ops {
+        if let SettleOp::Schedule { set, due_ms, .. } = op {
+            match set {
+                ScheduleSet::Delayed => ctx.delayed_hint.note(*due_ms),
+                ScheduleSet::Retry => ctx.retry_hint.note(*due_ms),
+            }
+        }
+    }
+}

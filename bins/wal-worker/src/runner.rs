@@ -1,0 +1,406 @@
+//! One namespace's work inside a worker: the tasks that read its partition
+//! streams, take over abandoned entries, keep slow entries visible, and
+//! activate due members of its delayed and retry sets.
+//!
+//! | task | does |
+//! | --- | --- |
+//! | reader | `XREADGROUP` batches sized to the free in-flight slots; one task per entry |
+//! | reclaimer | `XAUTOCLAIM` of entries idle past the visibility timeout (dead workers) |
+//! | heartbeat | `XCLAIM … JUSTID` of entries in flight for a third of the visibility timeout |
+//! | scheduler ×2 | sleeps until the earliest due member it knows of (or its poll interval), then runs `activate.lua` |
+//!
+//! On stop: the reader and reclaimer stop reading, in-flight entries get
+//! until the deadline to finish, and whatever is left is handed back
+//! (`release`) so another worker takes it at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinHandle;
+use wal_backends::redis_streams::{RedisStreamConsumer, ScheduleSet};
+use wal_core::backend::{AckToken, LogConsumer, ReceivedEntry};
+use wal_namespace::Namespace;
+
+use crate::app::Shared;
+use crate::clock::now_ms;
+use crate::handler::handle_entry;
+use crate::metrics;
+use crate::targets::NamespaceTargets;
+
+/// Most members one activation pass moves.
+const ACTIVATE_MAX: usize = 500;
+/// Longest block of one `XREADGROUP` (bounds how fast a stop is noticed).
+const READ_BLOCK: Duration = Duration::from_millis(500);
+
+/// The earliest due time a scheduler should know about, pushed by the
+/// handlers that park members.
+#[derive(Default)]
+pub struct ScheduleHint {
+    earliest: AtomicU64,
+    wake: Notify,
+}
+
+impl ScheduleHint {
+    fn new() -> Self {
+        Self {
+            earliest: AtomicU64::new(u64::MAX),
+            wake: Notify::new(),
+        }
+    }
+
+    /// A member due at `due_ms` was added.
+    pub fn note(&self, due_ms: u64) {
+        let previous = self.earliest.fetch_min(due_ms, Ordering::AcqRel);
+        if due_ms < previous {
+            self.wake.notify_one();
+        }
+    }
+
+    fn take(&self) -> Option<u64> {
+        match self.earliest.swap(u64::MAX, Ordering::AcqRel) {
+            u64::MAX => None,
+            due => Some(due),
+        }
+    }
+}
+
+/// What the tasks of one namespace share.
+pub struct NamespaceContext {
+    /// Namespace name.
+    pub name: String,
+    /// The namespace's current configuration.
+    pub namespace: ArcSwap<Namespace>,
+    /// Its targets, rebuilt when the configuration changes.
+    pub targets: ArcSwap<NamespaceTargets>,
+    /// Process-wide resources.
+    pub shared: Arc<Shared>,
+    /// Member of the consumer group on every partition.
+    pub consumer: RedisStreamConsumer,
+    /// Entries being handled, with when they were read (for the heartbeat).
+    in_flight: Mutex<HashMap<AckToken, Instant>>,
+    /// Free in-flight slots.
+    permits: Arc<Semaphore>,
+    /// New delayed members.
+    pub delayed_hint: ScheduleHint,
+    /// New retry members.
+    pub retry_hint: ScheduleHint,
+}
+
+impl NamespaceContext {
+    /// DLQ retention of the namespace.
+    pub fn dlq_retention(&self) -> Duration {
+        Duration::from_secs(self.namespace.load().dlq_config.retention_seconds.max(1))
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<AckToken, Instant>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hint(&self, set: ScheduleSet) -> &ScheduleHint {
+        match set {
+            ScheduleSet::Delayed => &self.delayed_hint,
+            ScheduleSet::Retry => &self.retry_hint,
+        }
+    }
+}
+
+/// A running namespace.
+pub struct NamespaceRunner {
+    ctx: Arc<NamespaceContext>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    version: i64,
+    partitions: u32,
+}
+
+impl NamespaceRunner {
+    /// Joins the consumer group on every partition of `ns` and starts its tasks.
+    pub async fn start(shared: Arc<Shared>, ns: Arc<Namespace>) -> anyhow::Result<Self> {
+        let partitions: Vec<u32> = (0..ns.shard_config.partition_count.max(1)).collect();
+        let consumer = RedisStreamConsumer::new(
+            &shared.redis,
+            &ns.name,
+            partitions.clone(),
+            shared.consumer_name.clone(),
+        )
+        .await?;
+        let targets = NamespaceTargets::build(&shared.factory, &ns, shared.slot_settings()).await;
+        let ctx = Arc::new(NamespaceContext {
+            name: ns.name.clone(),
+            namespace: ArcSwap::new(ns.clone()),
+            targets: ArcSwap::from_pointee(targets),
+            permits: Arc::new(Semaphore::new(shared.config.max_in_flight.max(1))),
+            shared,
+            consumer,
+            in_flight: Mutex::new(HashMap::new()),
+            delayed_hint: ScheduleHint::new(),
+            retry_hint: ScheduleHint::new(),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(read_loop(ctx.clone(), stop_rx.clone())),
+            tokio::spawn(reclaim_loop(ctx.clone(), stop_rx.clone())),
+            tokio::spawn(heartbeat_loop(ctx.clone(), stop_rx.clone())),
+            tokio::spawn(schedule_loop(
+                ctx.clone(),
+                ScheduleSet::Delayed,
+                stop_rx.clone(),
+            )),
+            tokio::spawn(schedule_loop(ctx.clone(), ScheduleSet::Retry, stop_rx)),
+        ];
+        tracing::info!(namespace = %ns.name, partitions = partitions.len(), "consuming namespace");
+        Ok(Self {
+            ctx,
+            stop,
+            tasks,
+            version: ns.version,
+            partitions: partitions.len() as u32,
+        })
+    }
+
+    /// Configuration version this runner was last given.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// Partitions this runner reads.
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// Takes a new configuration that keeps the partition count: targets are rebuilt.
+    pub async fn reconfigure(&mut self, ns: Arc<Namespace>) {
+        let shared = &self.ctx.shared;
+        let targets = NamespaceTargets::build(&shared.factory, &ns, shared.slot_settings()).await;
+        self.ctx.targets.store(Arc::new(targets));
+        self.ctx.namespace.store(ns.clone());
+        self.version = ns.version;
+        tracing::info!(namespace = %ns.name, version = ns.version, "namespace configuration reloaded");
+    }
+
+    /// Stops reading, lets in-flight entries finish until `deadline`, hands
+    /// back the rest.
+    pub async fn stop(self, deadline: Instant) {
+        let _ = self.stop.send(true);
+        loop {
+            if self.ctx.in_flight().is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left: Vec<AckToken> = self.ctx.in_flight().keys().cloned().collect();
+        if !left.is_empty() {
+            tracing::warn!(namespace = %self.ctx.name, entries = left.len(), "handing unfinished entries back");
+            if let Err(e) = self.ctx.consumer.release(&left).await {
+                tracing::warn!(error = %e, "could not hand entries back; they are reclaimed after the visibility timeout");
+            }
+        }
+        for t in self.tasks {
+            t.abort();
+        }
+        tracing::info!(namespace = %self.ctx.name, "namespace stopped");
+    }
+}
+
+fn spawn_entry(ctx: &Arc<NamespaceContext>, entry: ReceivedEntry) {
+    ctx.in_flight().insert(entry.token.clone(), Instant::now());
+    let gauge = ctx
+        .shared
+        .metrics
+        .in_flight
+        .get_or_create(&metrics::ns(&ctx.name))
+        .clone();
+    gauge.inc();
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let _permit = ctx.permits.clone().acquire_owned().await;
+        let token = entry.token.clone();
+        handle_entry(&ctx, entry).await;
+        ctx.in_flight().remove(&token);
+        gauge.dec();
+    });
+}
+
+async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = stop.wait_for(|s| *s) => true,
+    }
+}
+
+async fn read_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool>) {
+    let batch = ctx.shared.config.batch_size.max(1);
+    let received = ctx
+        .shared
+        .metrics
+        .received
+        .get_or_create(&metrics::ns(&ctx.name))
+        .clone();
+    let mut failing_since: Option<Instant> = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        // Wait for a free slot; read no more than there are free slots.
+        let slot = tokio::select! {
+            p = ctx.permits.clone().acquire_owned() => p,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        drop(slot);
+        let n = ctx.permits.available_permits().clamp(1, batch);
+        match ctx.consumer.receive(n, READ_BLOCK).await {
+            Ok(entries) => {
+                if failing_since.take().is_some() {
+                    tracing::info!(namespace = %ctx.name, "reading the log again");
+                }
+                received.inc_by(entries.len() as u64);
+                for entry in entries {
+                    spawn_entry(&ctx, entry);
+                }
+            }
+            Err(e) => {
+                if failing_since.is_none() {
+                    tracing::warn!(namespace = %ctx.name, error = %e, "cannot read the log; retrying");
+                    failing_since = Some(Instant::now());
+                }
+                if sleep_or_stop(Duration::from_millis(200), &mut stop).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn reclaim_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool>) {
+    let cfg = &ctx.shared.config;
+    let every = Duration::from_millis(cfg.reclaim_interval_ms.max(50));
+    let visibility = cfg.visibility_timeout();
+    let reclaimed = ctx
+        .shared
+        .metrics
+        .reclaimed
+        .get_or_create(&metrics::ns(&ctx.name))
+        .clone();
+    loop {
+        if sleep_or_stop(every, &mut stop).await {
+            return;
+        }
+        let Some(reclaimer) = ctx.consumer.reclaimer() else {
+            return;
+        };
+        match reclaimer.reclaim(visibility, cfg.batch_size.max(1)).await {
+            Ok(entries) => {
+                if !entries.is_empty() {
+                    tracing::info!(namespace = %ctx.name, entries = entries.len(), "took over abandoned entries");
+                }
+                reclaimed.inc_by(entries.len() as u64);
+                for entry in entries {
+                    // Our own in-flight entries are kept visible by the
+                    // heartbeat; one reclaimed anyway is already being handled.
+                    if ctx.in_flight().contains_key(&entry.token) {
+                        continue;
+                    }
+                    spawn_entry(&ctx, entry);
+                }
+            }
+            Err(e) => tracing::warn!(namespace = %ctx.name, error = %e, "reclaim failed"),
+        }
+    }
+}
+
+async fn heartbeat_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool>) {
+    let third = ctx.shared.config.visibility_timeout() / 3;
+    loop {
+        if sleep_or_stop(third.max(Duration::from_millis(100)), &mut stop).await {
+            return;
+        }
+        let now = Instant::now();
+        let stale: Vec<AckToken> = {
+            let mut map = ctx.in_flight();
+            map.iter_mut()
+                .filter(|(_, since)| now.duration_since(**since) >= third)
+                .map(|(t, since)| {
+                    *since = now;
+                    t.clone()
+                })
+                .collect()
+        };
+        if !stale.is_empty() {
+            if let Err(e) = ctx.consumer.extend_visibility(&stale).await {
+                tracing::warn!(namespace = %ctx.name, error = %e, "could not extend visibility");
+            }
+        }
+    }
+}
+
+async fn schedule_loop(
+    ctx: Arc<NamespaceContext>,
+    set: ScheduleSet,
+    mut stop: watch::Receiver<bool>,
+) {
+    let shared = &ctx.shared;
+    let poll = Duration::from_millis(shared.config.schedule_poll_ms.max(5));
+    let gauge = match set {
+        ScheduleSet::Delayed => &shared.metrics.delayed,
+        ScheduleSet::Retry => &shared.metrics.retry_scheduled,
+    }
+    .get_or_create(&metrics::ns(&ctx.name))
+    .clone();
+    let hint = ctx.hint(set);
+    let mut head: Option<u64> = None;
+    let mut last_look = Instant::now() - poll;
+    loop {
+        if let Some(due) = hint.take() {
+            head = Some(head.map_or(due, |h| h.min(due)));
+        }
+        let now = now_ms();
+        if head.is_some_and(|h| h <= now) || last_look.elapsed() >= poll {
+            last_look = Instant::now();
+            let ns = ctx.namespace.load();
+            let retention = ns.backend_config.effective_retention();
+            let partitions = ns.shard_config.partition_count;
+            loop {
+                match shared
+                    .schedule
+                    .activate(
+                        &ctx.name,
+                        set,
+                        partitions,
+                        retention,
+                        now_ms(),
+                        ACTIVATE_MAX,
+                    )
+                    .await
+                {
+                    Ok(a) => {
+                        head = a.next_due_ms;
+                        gauge.set(a.remaining as i64);
+                        if a.moved > 0 {
+                            tracing::debug!(namespace = %ctx.name, ?set, moved = a.moved, "activated due members");
+                        }
+                        if a.moved < ACTIVATE_MAX {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(namespace = %ctx.name, ?set, error = %e, "activation failed");
+                        head = None;
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        let until_poll = poll.saturating_sub(last_look.elapsed());
+        let until_head = head.map_or(until_poll, |h| Duration::from_millis(h.saturating_sub(now)));
+        tokio::select! {
+            _ = tokio::time::sleep(until_poll.min(until_head)) => {}
+            _ = hint.wake.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

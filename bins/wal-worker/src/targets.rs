@@ -1,0 +1,93 @@
+//! The delivery targets of one namespace as the worker holds them: each
+//! built target with its concurrency limit and circuit breaker, or the
+//! reason it could not be built (a missing credential is a configuration
+//! error: deliveries to it fail permanently and say why).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use wal_namespace::Namespace;
+use wal_targets::{Target, TargetFactory};
+
+use crate::breaker::CircuitBreaker;
+
+/// One usable target.
+pub struct TargetSlot {
+    /// The target.
+    pub target: Arc<dyn Target>,
+    /// Concurrent deliveries allowed.
+    pub limit: Arc<Semaphore>,
+    /// Its breaker.
+    pub breaker: CircuitBreaker,
+}
+
+/// A target as configured on the namespace.
+pub enum SlotState {
+    /// Built and usable.
+    Ready(Arc<TargetSlot>),
+    /// Its configuration could not be turned into a target.
+    Broken(String),
+}
+
+/// Settings every slot is built with.
+#[derive(Clone, Copy, Debug)]
+pub struct SlotSettings {
+    /// Concurrent deliveries per target.
+    pub concurrency: usize,
+    /// Failures that open the breaker.
+    pub breaker_failures: u32,
+    /// Breaker cooldown.
+    pub breaker_cooldown: Duration,
+}
+
+/// The enabled targets of one namespace, by identifier.
+#[derive(Default)]
+pub struct NamespaceTargets {
+    slots: HashMap<String, SlotState>,
+}
+
+impl NamespaceTargets {
+    /// Builds every enabled target of `ns`.
+    pub async fn build(factory: &TargetFactory, ns: &Namespace, settings: SlotSettings) -> Self {
+        let mut slots = HashMap::new();
+        for cfg in ns.enabled_targets() {
+            let state = match factory.build(&ns.name, cfg).await {
+                Ok(target) => SlotState::Ready(Arc::new(TargetSlot {
+                    target,
+                    limit: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+                    breaker: CircuitBreaker::new(
+                        settings.breaker_failures,
+                        settings.breaker_cooldown,
+                    ),
+                })),
+                Err(e) => {
+                    tracing::error!(namespace = %ns.name, target = %cfg.identifier, error = %e, "target cannot be built; its deliveries will be dead-lettered");
+                    SlotState::Broken(e.to_string())
+                }
+            };
+            slots.insert(cfg.identifier.clone(), state);
+        }
+        Self { slots }
+    }
+
+    /// The target named `identifier`, if enabled.
+    pub fn get(&self, identifier: &str) -> Option<&SlotState> {
+        self.slots.get(identifier)
+    }
+
+    /// Every slot, by identifier.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &SlotState)> {
+        self.slots.iter()
+    }
+}
+
+/// The longest target timeout of a namespace.
+pub fn longest_timeout(ns: &Namespace) -> Duration {
+    ns.targets
+        .iter()
+        .map(|t| Duration::from_millis(t.kind.timeout_ms()))
+        .max()
+        .unwrap_or_default()
+}
