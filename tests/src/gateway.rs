@@ -98,6 +98,33 @@ impl TestGateway {
             .expect("request")
     }
 
+    /// Sends `method path` with `key` as `X-API-Key` (if any) and `body` as
+    /// JSON (if any); answers the status and the JSON body (`Null` if empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
     /// Stops the gateway and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

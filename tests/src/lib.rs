@@ -6,8 +6,10 @@
 //! Endpoints come from `WAL_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`)
 //! and `WAL_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
 
+pub mod e2e;
 pub mod gateway;
 pub mod redis_server;
+pub mod seed;
 
 use rand::Rng;
 

@@ -56,6 +56,7 @@ fn envelope(ns: &str, partition: u32, n: u32) -> Envelope {
         metadata: None,
         priority: None,
         tags: vec![],
+        history: Vec::new(),
     }
 }
 

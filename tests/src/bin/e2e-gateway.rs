@@ -1,0 +1,11 @@
+//! The gateway program, built inside the test crate so that the e2e tests
+//! always run the current code (`CARGO_BIN_EXE_e2e-gateway`). It is the
+//! same function as `wal-gateway`'s `main`.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    wal_gateway::run_cli().await
+}
