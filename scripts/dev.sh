@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `just dev`: runs the gateway against the local Redis with a demo namespace
-# and prints a curl example. The worker is not built yet; writes stay in their
-# Redis streams until it exists.
+# `just dev`: runs the gateway, the worker and a local HTTP echo target
+# against the local Redis, with a demo namespace whose target is the echo, and
+# prints a curl example: a write shows up as an `[echo]` line a moment later.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,8 @@ mkdir -p .run
 export WAL_DATABASE_URL="${WAL_DATABASE_URL:-sqlite://$PWD/.run/dev-namespaces.db?mode=rwc}"
 export WAL_API_KEYS="${WAL_API_KEYS:-dev-write-key-please-change}"
 export WAL_ADMIN_API_KEYS="${WAL_ADMIN_API_KEYS:-dev-admin-key-please-change}"
+export WAL_WORKER_LISTEN="${WAL_WORKER_LISTEN:-127.0.0.1:3001}"
+ECHO_PORT="${ECHO_PORT:-3999}"
 WRITE_KEY="${WAL_API_KEYS%%,*}"
 ADMIN_KEY="${WAL_ADMIN_API_KEYS%%,*}"
 BASE="http://${WAL_LISTEN}"
@@ -23,9 +25,14 @@ fi
 cargo build -p wal-gateway -p wal-worker
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+
+python3 scripts/echo_sink.py "$ECHO_PORT" &
+pids+=($!)
 "$target_dir/debug/wal-gateway" &
 gateway=$!
-trap 'kill $gateway 2>/dev/null; wait $gateway 2>/dev/null' EXIT INT TERM
+pids+=($gateway)
 
 for _ in $(seq 1 100); do
   curl -fs "$BASE/api/v1/health/liveness" >/dev/null 2>&1 && break
@@ -37,21 +44,29 @@ curl -s -o /dev/null -w '' -X POST "$BASE/api/v1/namespaces" \
   -d '{"name": "demo", "description": "created by just dev",
        "shardConfig": {"strategy": "hash", "partitionCount": 2},
        "targetConfigs": [{"identifier": "echo", "type": "http",
-                          "config": {"url": "http://127.0.0.1:3999/echo"}}]}' || true
+                          "config": {"url": "http://127.0.0.1:'"$ECHO_PORT"'/echo"}}]}' || true
 
-"$target_dir/debug/wal-worker" || true
+"$target_dir/debug/wal-worker" &
+pids+=($!)
+for _ in $(seq 1 100); do
+  curl -fs "http://$WAL_WORKER_LISTEN/health/liveness" >/dev/null 2>&1 && break
+  sleep 0.1
+done
 cat <<MSG
 
-  WAL gateway on $BASE with namespace "demo".
-  Write a message:
+  WAL gateway on $BASE, worker health/metrics on http://$WAL_WORKER_LISTEN,
+  echo target on 127.0.0.1:$ECHO_PORT, namespace "demo".
+  Write a message (the echo prints it a moment later):
 
     curl -s -X POST $BASE/api/v1/wal/write \\
       -H 'X-API-Key: $WRITE_KEY' -H 'Content-Type: application/json' \\
       -d '{"namespace":"demo","payload":{"hello":"world"},"partitionKey":"user:1"}'
 
-  See it in the log:   redis-cli XRANGE 'wal:{demo}:p:$(python3 -c 'print(0)')' - +   (or p:1)
+  Where is it:         curl -s -H 'X-API-Key: $ADMIN_KEY' $BASE/api/v1/wal/message/<messageId>
+  Namespace status:    curl -s -H 'X-API-Key: $ADMIN_KEY' $BASE/api/v1/wal/namespace/demo/status
+  Dead letters:        curl -s -H 'X-API-Key: $ADMIN_KEY' $BASE/api/v1/wal/namespace/demo/dlq
   API docs:            $BASE/api/docs
-  Metrics:             $BASE/metrics
+  Metrics:             $BASE/metrics and http://$WAL_WORKER_LISTEN/metrics
   Ctrl-C stops.
 
 MSG
