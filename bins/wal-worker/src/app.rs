@@ -186,6 +186,7 @@ impl Worker {
         // Let the last settlements out before closing Redis.
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.settler_task.abort();
+        shared.factory.shutdown().await;
         server.abort();
         shared.redis.quit().await;
         tracing::info!("worker stopped");
