@@ -514,3 +514,40 @@ async fn an_entry_is_acknowledged_only_once_its_outcome_is_recorded() {
     );
     delete_namespace_keys(&redis, &ns).await;
 }
+
+#[tokio::test]
+async fn dead_letters_past_their_retention_are_swept_with_their_index() {
+    let sink = Sink::start().await;
+    sink.set_behaviour(|_, _| Reply::status(400));
+    let stack = Stack::start(&redis_url()).await;
+    let ns = random_name("e2e-dlq-ttl");
+    let mut body = namespace(&ns, 1, 3, json!([http_target("bad", &sink.url("/bad"))]));
+    body["dlqConfig"] = json!({"enabled": true, "retentionSeconds": 1});
+    stack.create_namespace(body).await;
+    let _worker = stack.spawn_worker(&[("WAL_DLQ_SWEEP_MS", "300")]).await;
+    let redis = redis_client(&redis_url()).await;
+    let keys = NamespaceKeys::new(&ns);
+    stack.write(json!({"namespace": ns, "payload": {}})).await;
+    let mut seen = false;
+    for _ in 0..50 {
+        let n: u64 = redis.xlen(keys.dlq()).await.unwrap_or(0);
+        if n == 1 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the 400 was never dead-lettered");
+    let mut swept = false;
+    for _ in 0..60 {
+        let n: u64 = redis.xlen(keys.dlq()).await.unwrap_or(1);
+        let idx: u64 = redis.hlen(keys.dlq_index()).await.unwrap_or(1);
+        if n == 0 && idx == 0 {
+            swept = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(swept, "the dead letter outlived its retention");
+    delete_namespace_keys(&redis, &ns).await;
+}

@@ -87,6 +87,11 @@ pub struct WorkerConfig {
     #[arg(long, env = "WAL_SCHEDULE_POLL_MS", default_value_t = 100)]
     pub schedule_poll_ms: u64,
 
+    /// How often (ms) dead letters older than the namespace's
+    /// `dlqConfig.retentionSeconds` are purged.
+    #[arg(long, env = "WAL_DLQ_SWEEP_MS", default_value_t = 60_000)]
+    pub dlq_sweep_ms: u64,
+
     /// Consecutive retryable failures that open a target's circuit breaker.
     #[arg(long, env = "WAL_BREAKER_FAILURES", default_value_t = 5)]
     pub breaker_failures: u32,

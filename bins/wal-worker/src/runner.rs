@@ -8,6 +8,7 @@
 //! | reclaimer | `XAUTOCLAIM` of entries idle past the visibility timeout (dead workers) |
 //! | heartbeat | `XCLAIM … JUSTID` of entries in flight for a third of the visibility timeout |
 //! | scheduler ×2 | sleeps until the earliest due member it knows of (or its poll interval), then runs `activate.lua` |
+//! | DLQ sweep | every `WAL_DLQ_SWEEP_MS`, purges DLQ entries older than `dlqConfig.retentionSeconds` (index included) |
 //!
 //! On stop: the reader and reclaimer stop reading, in-flight entries get
 //! until the deadline to finish, and whatever is left is handed back
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
+use wal_backends::redis_streams::dlq::{DlqFilter, DlqStore};
 use wal_backends::redis_streams::{RedisStreamConsumer, ScheduleSet};
 use wal_core::backend::{AckToken, LogConsumer, ReceivedEntry};
 use wal_namespace::Namespace;
@@ -150,7 +152,12 @@ impl NamespaceRunner {
                 ScheduleSet::Delayed,
                 stop_rx.clone(),
             )),
-            tokio::spawn(schedule_loop(ctx.clone(), ScheduleSet::Retry, stop_rx)),
+            tokio::spawn(schedule_loop(
+                ctx.clone(),
+                ScheduleSet::Retry,
+                stop_rx.clone(),
+            )),
+            tokio::spawn(dlq_sweep_loop(ctx.clone(), stop_rx)),
         ];
         tracing::info!(namespace = %ns.name, partitions = partitions.len(), "consuming namespace");
         Ok(Self {
@@ -215,9 +222,16 @@ fn spawn_entry(ctx: &Arc<NamespaceContext>, entry: ReceivedEntry) {
         .get_or_create(&metrics::ns(&ctx.name))
         .clone();
     gauge.inc();
+    // Take a free slot now rather than when the task first runs, so that the
+    // reader's next look at the free slots already counts this entry (it
+    // otherwise reads further batches before the tasks hold their slots).
+    let slot = ctx.permits.clone().try_acquire_owned().ok();
     let ctx = ctx.clone();
     tokio::spawn(async move {
-        let _permit = ctx.permits.clone().acquire_owned().await;
+        let _permit = match slot {
+            Some(p) => Ok(p),
+            None => ctx.permits.clone().acquire_owned().await,
+        };
         let token = entry.token.clone();
         handle_entry(&ctx, entry).await;
         ctx.in_flight().remove(&token);
@@ -251,7 +265,14 @@ async fn read_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool>) 
             _ = stop.wait_for(|s| *s) => return,
         };
         drop(slot);
-        let n = ctx.permits.available_permits().clamp(1, batch);
+        // `XREADGROUP COUNT` applies to each partition stream: share the free
+        // slots among them so one read cannot exceed them.
+        let streams = ctx.namespace.load().shard_config.partition_count.max(1) as usize;
+        let n = ctx
+            .permits
+            .available_permits()
+            .clamp(1, batch)
+            .div_ceil(streams);
         match ctx.consumer.receive(n, READ_BLOCK).await {
             Ok(entries) => {
                 if failing_since.take().is_some() {
@@ -333,6 +354,28 @@ async fn heartbeat_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bo
             if let Err(e) = ctx.consumer.extend_visibility(&stale).await {
                 tracing::warn!(namespace = %ctx.name, error = %e, "could not extend visibility");
             }
+        }
+    }
+}
+
+async fn dlq_sweep_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool>) {
+    let store = DlqStore::new(ctx.shared.redis.clone(), &ctx.name);
+    let every = Duration::from_millis(ctx.shared.config.dlq_sweep_ms.max(100));
+    loop {
+        if sleep_or_stop(every, &mut stop).await {
+            return;
+        }
+        let cutoff = now_ms().saturating_sub(ctx.dlq_retention().as_millis() as u64);
+        let filter = DlqFilter {
+            to_ms: Some(cutoff),
+            ..DlqFilter::default()
+        };
+        match store.purge(&filter).await {
+            Ok(summary) if summary.purged > 0 => {
+                tracing::info!(namespace = %ctx.name, purged = summary.purged, "dead letters past retention removed")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(namespace = %ctx.name, error = %e, "DLQ sweep failed"),
         }
     }
 }
