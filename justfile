@@ -23,6 +23,10 @@ e2e:
 bench:
     scripts/bench-ingest.sh
 
+# End-to-end delivery benchmark: release gateway + worker + private Redis + HTTP sink + load generator (BENCH_LONG=0 skips the 5-minute soak).
+bench-e2e:
+    scripts/bench-e2e.sh
+
 # Format the code.
 fmt:
     cargo fmt --all
