@@ -24,7 +24,8 @@
 # results and logs in), BENCH_PERF (1: record `perf` of the worker during
 # the drain, into BENCH_OUT), ports BENCH_REDIS_PORT (6392),
 # BENCH_GATEWAY_PORT (3392), BENCH_WORKER_PORT (3393), BENCH_SINK_PORT (3394).
-# Worker tuning flags (WAL_WORKER_BATCH, WAL_WORKER_MAX_IN_FLIGHT,
+# BENCH_WORKER_BIN runs another worker build (A/B comparisons). Worker
+# tuning flags (WAL_WORKER_BATCH, WAL_WORKER_MAX_IN_FLIGHT,
 # WAL_TARGET_CONCURRENCY, …) are passed through when set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release -p wal-gateway -p wal-worker -p wal-bench
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 BIN="$target_dir/release"
+WORKER_BIN="${BENCH_WORKER_BIN:-$BIN/wal-worker}" # another build, to compare two workers
 
 cleanup() {
   for pid in "${SAMPLER_PID:-}" "${WK_PID:-}" "${GW_PID:-}" "${SINK_PID:-}"; do
@@ -107,7 +109,7 @@ create_ns bench payload p
 create_ns benchenv envelope e
 
 start_worker() {
-  env "${COMMON_ENV[@]}" WAL_WORKER_LISTEN="127.0.0.1:$WK_PORT" "$BIN/wal-worker" >>"$WORK/worker.log" 2>&1 &
+  env "${COMMON_ENV[@]}" WAL_WORKER_LISTEN="127.0.0.1:$WK_PORT" "$WORKER_BIN" >>"$WORK/worker.log" 2>&1 &
   WK_PID=$!
 }
 stop_worker() {
