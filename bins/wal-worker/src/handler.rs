@@ -72,8 +72,6 @@ pub async fn handle_entry(ctx: &NamespaceContext, entry: ReceivedEntry) {
             message_id,
             ops,
             status_ttl: ctx.shared.config.status_ttl(),
-            // Retention is applied by the runner's DLQ sweep, which keeps the index in step.
-            dlq_retention: None,
         };
         settle(ctx, settlement).await;
     }

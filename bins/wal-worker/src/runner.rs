@@ -40,7 +40,6 @@ const READ_BLOCK: Duration = Duration::from_millis(500);
 
 /// The earliest due time a scheduler should know about, pushed by the
 /// handlers that park members.
-#[derive(Default)]
 pub struct ScheduleHint {
     earliest: AtomicU64,
     wake: Notify,

@@ -55,7 +55,7 @@ pub(super) fn trim_args(retention: Retention, now_ms: u64) -> (&'static str, Str
     }
 }
 
-pub(super) fn now_ms() -> u64 {
+fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -27,7 +27,7 @@ use wal_core::keys::{NamespaceKeys, CONSUMER_GROUP};
 
 use super::backend_error;
 use super::connection::RedisConnection;
-use super::producer::{now_ms, trim_args};
+use super::producer::trim_args;
 
 const SETTLE_LUA: &str = include_str!("scripts/settle.lua");
 const ACTIVATE_LUA: &str = include_str!("scripts/activate.lua");
@@ -106,8 +106,6 @@ pub struct Settlement {
     pub ops: Vec<SettleOp>,
     /// How long the status record is kept.
     pub status_ttl: Duration,
-    /// DLQ retention: entries older than this are trimmed on append.
-    pub dlq_retention: Option<Duration>,
 }
 
 impl Settlement {
@@ -159,13 +157,13 @@ impl RedisSchedule {
         let replies = self.settle_pipeline(client, batch, true).await;
         let mut out = Vec::with_capacity(batch.len());
         let mut reload = Vec::new();
-        for (i, (item, reply)) in batch.iter().zip(replies).enumerate() {
+        for (i, reply) in replies.into_iter().enumerate() {
             match reply {
                 Err(e) if e.details().starts_with("NOSCRIPT") => {
                     reload.push(i);
                     out.push(Ok(Vec::new()));
                 }
-                other => out.push(other.map(|v| settle_reply(item, v)).map_err(backend_error)),
+                other => out.push(other.map(settle_reply).map_err(backend_error)),
             }
         }
         if !reload.is_empty() {
@@ -173,9 +171,7 @@ impl RedisSchedule {
             let again: Vec<Settlement> = reload.iter().map(|&i| batch[i].clone()).collect();
             let replies = self.settle_pipeline(client, &again, false).await;
             for (&i, reply) in reload.iter().zip(replies) {
-                out[i] = reply
-                    .map(|v| settle_reply(&batch[i], v))
-                    .map_err(backend_error);
+                out[i] = reply.map(settle_reply).map_err(backend_error);
             }
         }
         Ok(out)
@@ -334,7 +330,7 @@ fn parse_activated(v: Value) -> Result<Activated, BackendError> {
     })
 }
 
-fn settle_reply(_item: &Settlement, v: Value) -> Vec<String> {
+fn settle_reply(v: Value) -> Vec<String> {
     match v {
         Value::Array(ids) => ids.iter().filter_map(Value::as_string).collect(),
         _ => Vec::new(),
@@ -390,10 +386,6 @@ fn settle_args(script: Value, keys: &NamespaceKeys, s: &Settlement) -> Vec<Value
         CONSUMER_GROUP.into(),
         s.ack.clone().unwrap_or_default().into(),
         (s.status_ttl.as_millis().max(1) as i64).to_string().into(),
-        s.dlq_retention
-            .map(|age| format!("{}-0", now_ms().saturating_sub(age.as_millis() as u64)))
-            .unwrap_or_default()
-            .into(),
     ];
     for op in &s.ops {
         match op {

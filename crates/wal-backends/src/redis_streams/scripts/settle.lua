@@ -9,8 +9,7 @@
 -- ARGV[1] consumer group
 -- ARGV[2] entry id to acknowledge ('' = none)
 -- ARGV[3] status TTL (ms)
--- ARGV[4] DLQ trim: MINID threshold ('' = no trim)
--- ARGV[5..] operations, each a tag followed by its arguments:
+-- ARGV[4..] operations, each a tag followed by its arguments:
 --   'S' field json                      status field
 --   'Z' 'd'|'r' score member            delayed / retry set member
 --   'D' id reason target error attempts partition at env   DLQ record
@@ -18,7 +17,7 @@
 -- Returns the ids of the DLQ entries written.
 local dlq_ids = {}
 local status_written = false
-local i = 5
+local i = 4
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'S' then
@@ -34,12 +33,9 @@ while i <= #ARGV do
     local fields = {'id', ARGV[i + 1], 'reason', ARGV[i + 2], 'target', ARGV[i + 3],
       'error', ARGV[i + 4], 'attempts', ARGV[i + 5], 'partition', ARGV[i + 6],
       'at', ARGV[i + 7], 'env', ARGV[i + 8]}
-    local entry
-    if ARGV[4] ~= '' then
-      entry = redis.call('XADD', KEYS[4], 'MINID', '~', ARGV[4], '*', unpack(fields))
-    else
-      entry = redis.call('XADD', KEYS[4], '*', unpack(fields))
-    end
+    -- No trimming here: retention is the worker's DLQ sweep, which keeps
+    -- the index in step.
+    local entry = redis.call('XADD', KEYS[4], '*', unpack(fields))
     local previous = redis.call('HGET', KEYS[5], ARGV[i + 1])
     if previous then
       redis.call('HSET', KEYS[5], ARGV[i + 1], previous .. ' ' .. entry)
