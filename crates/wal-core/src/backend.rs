@@ -152,6 +152,13 @@ pub trait LogProducer: Send + Sync {
 
     /// Whether the backend answers right now.
     async fn ping(&self) -> Result<(), BackendError>;
+
+    /// Largest encoded entry (envelope bytes) the backend takes, if it has a
+    /// limit below what the gateway allows; a larger entry is answered
+    /// `Failed(Rejected)` without being sent.
+    fn max_entry_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Where an entry sits in its backend; handed back on ack.
@@ -220,6 +227,14 @@ pub trait LogConsumer: Send + Sync {
     /// redelivers by itself (Kafka rebalance, SQS visibility timeout).
     fn reclaimer(&self) -> Option<&dyn ReclaimAbandoned> {
         None
+    }
+
+    /// Whether [`ReceivedEntry::delivery_count`] is counted by the backend
+    /// (Redis Streams' delivery counter, SQS's `ApproximateReceiveCount`).
+    /// Kafka has no such counter: its consumer answers `false`, always
+    /// reports 1, and the worker counts deliveries itself.
+    fn counts_deliveries(&self) -> bool {
+        true
     }
 }
 

@@ -243,6 +243,10 @@ pub struct TargetStatus {
 /// Prefix of a target's field in the status hash.
 pub const STATUS_TARGET_FIELD_PREFIX: &str = "t:";
 
+/// Status-hash field counting how many times a worker took the message
+/// from a backend that does not count deliveries itself (Kafka).
+pub const DELIVERY_COUNT_FIELD: &str = "deliveries";
+
 /// The status-hash field of `target`.
 pub fn status_field(target: &str) -> String {
     format!("{STATUS_TARGET_FIELD_PREFIX}{target}")

@@ -35,6 +35,7 @@
 //! ```
 
 pub mod api_key;
+pub mod backend_config;
 pub mod cache;
 mod entity;
 pub mod error;

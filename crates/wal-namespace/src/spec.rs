@@ -9,7 +9,7 @@
 //! | field | default | bounds |
 //! | --- | --- | --- |
 //! | `name` | — (required on create) | `[a-z0-9][a-z0-9._-]{0,99}` |
-//! | `backend` | `redis_streams` | only `redis_streams` in this build |
+//! | `backend` | `redis_streams` | `redis_streams`, `kafka`, `sqs` |
 //! | `topicName` | `name` (on update: unchanged) | `[A-Za-z0-9._-]{1,100}` |
 //! | `enabled` | `true` | |
 //! | `maxMessageSize` | 1048576 | 1 to 10 MiB |
@@ -19,7 +19,7 @@
 //! | `dlqConfig` | enabled, 5 retries, no alert, 7 days | `maxRetries` ≤ 20, retention 1 s to 365 days |
 //! | `shardConfig` | `hash`, 4 partitions | 1 to 256 partitions |
 //! | `targetConfigs` | `[]` | see [`crate::targets`] |
-//! | `backendConfig` | retention `maxLen` 1000000, no replica wait, 1000 ms | see [`BackendConfig`] |
+//! | `backendConfig` | retention `maxLen` 1000000, no replica wait, 1000 ms | per backend: see [`crate::backend_config`] |
 //! | `accessControl` | no keys, no limits, all IPs | see [`AccessControlSpec`] |
 //! | `dedupWindowSeconds` | 86400 | 1 s to 30 days |
 
@@ -35,6 +35,10 @@ use wal_core::routing::ShardStrategy;
 use wal_core::validate::{is_valid_identifier, is_valid_namespace_name, FieldErrors};
 
 use crate::api_key::{ApiKeyHash, HASH_PREFIX};
+pub use crate::backend_config::{
+    BackendConfig, DEFAULT_RETENTION_MAX_LEN, DEFAULT_WAIT_TIMEOUT_MS, MAX_WAIT_REPLICAS,
+    MAX_WAIT_TIMEOUT_MS,
+};
 use crate::model::Namespace;
 use crate::targets::{push_serde_error, validate_targets, TargetConfigSpec};
 
@@ -66,14 +70,6 @@ pub const DEFAULT_DLQ_MAX_RETRIES: u32 = 5;
 pub const DEFAULT_DLQ_RETENTION_SECONDS: u64 = 7 * DAY;
 /// Largest `dlqConfig.retentionSeconds`: 365 days.
 pub const MAX_DLQ_RETENTION_SECONDS: u64 = 365 * DAY;
-/// Retention when `backendConfig.retention` is absent: about this many entries per partition.
-pub const DEFAULT_RETENTION_MAX_LEN: u64 = 1_000_000;
-/// Largest `backendConfig.waitReplicas`.
-pub const MAX_WAIT_REPLICAS: u32 = 16;
-/// Default `backendConfig.waitTimeoutMs`.
-pub const DEFAULT_WAIT_TIMEOUT_MS: u64 = 1_000;
-/// Largest `backendConfig.waitTimeoutMs`.
-pub const MAX_WAIT_TIMEOUT_MS: u64 = 60_000;
 /// Shortest clear API key accepted.
 pub const MIN_API_KEY_LEN: usize = 16;
 /// Longest clear API key accepted.
@@ -107,12 +103,12 @@ fn default_dedup_window_seconds() -> u64 {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
-    /// Redis Streams (the default, and the only one in this build).
+    /// Redis Streams (the default).
     #[default]
     RedisStreams,
-    /// Apache Kafka (not available in this build yet).
+    /// Apache Kafka (rdkafka).
     Kafka,
-    /// Amazon SQS (not available in this build yet).
+    /// Amazon SQS or an SQS-compatible endpoint (aws-sdk-sqs).
     Sqs,
 }
 
@@ -134,11 +130,6 @@ impl BackendKind {
             "sqs" => Some(BackendKind::Sqs),
             _ => None,
         }
-    }
-
-    /// Whether this build can run namespaces on this backend.
-    pub fn is_available(self) -> bool {
-        matches!(self, BackendKind::RedisStreams)
     }
 }
 
@@ -221,46 +212,6 @@ impl RetentionSpec {
                 max_age_seconds: Some(d.as_secs()),
             },
         }
-    }
-}
-
-/// `backendConfig`: settings of the log backend.
-///
-/// This build has the Redis Streams backend only, so only its settings are
-/// accepted; Kafka (`brokers`, `acks`, …) and SQS (`queueUrl`, `region`, …)
-/// settings come with those backends, with their secrets referenced by
-/// environment variable or file like the targets' ones.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct BackendConfig {
-    /// How much of the log is kept (default `{"maxLen": 1000000}` per partition;
-    /// always set once validated).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retention: Option<RetentionSpec>,
-    /// Replicas that must confirm a write before it is `TRUE` (Redis `WAIT`),
-    /// 0 to 16 (default 0: none).
-    pub wait_replicas: u32,
-    /// How long to wait for those replicas, 1 to 60000 ms (default 1000).
-    pub wait_timeout_ms: u64,
-}
-
-impl Default for BackendConfig {
-    fn default() -> Self {
-        Self {
-            retention: None,
-            wait_replicas: 0,
-            wait_timeout_ms: DEFAULT_WAIT_TIMEOUT_MS,
-        }
-    }
-}
-
-impl BackendConfig {
-    /// The retention, or the default (`MaxLen(1000000)`) when absent.
-    pub fn effective_retention(&self) -> Retention {
-        self.retention
-            .as_ref()
-            .and_then(RetentionSpec::to_retention)
-            .unwrap_or(Retention::MaxLen(DEFAULT_RETENTION_MAX_LEN))
     }
 }
 
@@ -463,10 +414,6 @@ impl NamespaceSpec {
             }
         };
 
-        if !self.backend.is_available() {
-            errors.push("backend", "not available in this build yet");
-        }
-
         let topic_name = match (&self.topic_name, previous) {
             (Some(t), _) => {
                 if !is_valid_identifier(t) {
@@ -544,41 +491,7 @@ impl NamespaceSpec {
         let targets = validate_targets(&self.target_configs, &mut errors);
 
         let mut backend_config = self.backend_config.clone();
-        match &backend_config.retention {
-            None => {
-                backend_config.retention = Some(RetentionSpec::from_retention(Retention::MaxLen(
-                    DEFAULT_RETENTION_MAX_LEN,
-                )))
-            }
-            Some(r) => match (r.max_len, r.max_age_seconds) {
-                (Some(_), Some(_)) | (None, None) => errors.push(
-                    "backendConfig.retention",
-                    "give exactly one of maxLen, maxAgeSeconds",
-                ),
-                (Some(0), None) => {
-                    errors.push("backendConfig.retention.maxLen", "must be greater than 0")
-                }
-                (None, Some(0)) => errors.push(
-                    "backendConfig.retention.maxAgeSeconds",
-                    "must be greater than 0",
-                ),
-                _ => {}
-            },
-        }
-        check_range(
-            &mut errors,
-            "backendConfig.waitReplicas",
-            u64::from(backend_config.wait_replicas),
-            0,
-            u64::from(MAX_WAIT_REPLICAS),
-        );
-        check_range(
-            &mut errors,
-            "backendConfig.waitTimeoutMs",
-            backend_config.wait_timeout_ms,
-            1,
-            MAX_WAIT_TIMEOUT_MS,
-        );
+        backend_config.validate(self.backend, &topic_name, &mut errors);
 
         let ac = &self.access_control;
         let api_key_hashes = match (&ac.allowed_api_keys, previous) {

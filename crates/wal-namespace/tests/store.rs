@@ -428,7 +428,7 @@ async fn invalid_changes_are_rejected(url: String) {
         .create(spec(json!({"name": "n", "backend": "kafka"})), "a")
         .await
     {
-        Err(StoreError::Invalid(e)) => assert_eq!(e.errors()[0].field, "backend"),
+        Err(StoreError::Invalid(e)) => assert_eq!(e.errors()[0].field, "backendConfig.brokers"),
         other => panic!("{other:?}"),
     }
     store.create(orders_spec(), "a").await.unwrap();

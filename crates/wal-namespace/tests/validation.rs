@@ -189,11 +189,22 @@ fn name_rules() {
 }
 
 #[test]
-fn kafka_and_sqs_backends_are_rejected() {
-    for b in ["kafka", "sqs"] {
-        let reason = fails_on(json!({"name": "n", "backend": b}), "backend");
-        assert_eq!(reason, "not available in this build yet");
-    }
+fn kafka_and_sqs_backends_need_their_settings() {
+    let reason = fails_on(
+        json!({"name": "n", "backend": "kafka"}),
+        "backendConfig.brokers",
+    );
+    assert!(reason.contains("brokers"), "{reason}");
+    let ns = check(json!({"name": "n", "backend": "kafka",
+        "backendConfig": {"brokers": ["127.0.0.1:9092"]}}))
+    .unwrap();
+    assert_eq!(ns.backend_config.acks.as_deref(), Some("all"));
+    let ns = check(json!({"name": "n", "backend": "sqs"})).unwrap();
+    assert_eq!(ns.backend_config.region.as_deref(), Some("us-east-1"));
+    fails_on(
+        json!({"name": "n", "backend": "sqs", "backendConfig": {"brokers": ["k:1"]}}),
+        "backendConfig.brokers",
+    );
     let e = parse(json!({"name": "n", "backend": "rabbitmq"})).unwrap_err();
     assert_eq!(fields(&e), ["backend"]);
 }
@@ -270,8 +281,12 @@ fn retention_rules() {
         json!({"name": "n", "backendConfig": {"retention": {"maxLen": 0}}}),
         "backendConfig.retention.maxLen",
     );
-    let e = parse(json!({"name": "n", "backendConfig": {"brokers": ["k:9092"]}})).unwrap_err();
-    assert_eq!(fields(&e), ["backendConfig.brokers"]);
+    let e = parse(json!({"name": "n", "backendConfig": {"brokerz": ["k:9092"]}})).unwrap_err();
+    assert_eq!(fields(&e), ["backendConfig.brokerz"]);
+    fails_on(
+        json!({"name": "n", "backendConfig": {"brokers": ["k:9092"]}}),
+        "backendConfig.brokers",
+    );
 }
 
 #[test]
@@ -283,8 +298,8 @@ fn all_errors_are_collected() {
     assert_eq!(
         fields(&e),
         [
-            "backend",
             "shardConfig.partitionCount",
+            "backendConfig.brokers",
             "accessControl.allowedApiKeys[0]",
             "accessControl.ipAllowList[1]"
         ]
