@@ -9,8 +9,17 @@
 //! | backend | feature | status |
 //! | --- | --- | --- |
 //! | Redis Streams ([`redis_streams`]) | `redis-streams` (default) | producer and consumer |
-//! | Kafka | — | not yet built |
-//! | SQS | — | not yet built |
+//! | Kafka ([`kafka`]) | `kafka` | producer, consumer, topic admin |
+//! | SQS ([`sqs`]) | `sqs` | producer, consumer, queue admin |
+//!
+//! With the `namespace` feature, [`namespace_clients`] builds the clients of
+//! a namespace from its configuration and runs its topic/queue admin step.
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
+#[cfg(feature = "namespace")]
+pub mod namespace_clients;
 #[cfg(feature = "redis-streams")]
 pub mod redis_streams;
+#[cfg(feature = "sqs")]
+pub mod sqs;
