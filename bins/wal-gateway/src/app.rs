@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use wal_backends::redis_streams::{RedisConnection, RedisConnectionConfig, RedisStreamProducer};
+use wal_backends::redis_streams::{RedisConnection, RedisConnectionConfig};
 use wal_namespace::{NamespaceCache, NamespaceStore};
 
 use crate::auth::KeyRing;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
+use crate::producers::Producers;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 
@@ -64,7 +65,10 @@ impl Application {
             tracing::warn!("WAL_ADMIN_API_KEYS is empty: namespace administration is disabled");
         }
         let state = Arc::new(AppState {
-            producer: Arc::new(RedisStreamProducer::new(redis.clone())),
+            producers: Producers::new(
+                redis.clone(),
+                Duration::from_millis(config.kafka_message_timeout_ms),
+            ),
             rate_limiter: RateLimiter::new(redis.clone()),
             redis,
             namespaces,

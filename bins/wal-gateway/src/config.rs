@@ -83,6 +83,11 @@ pub struct GatewayConfig {
     #[arg(long, env = "WAL_STATUS_TTL_SECS", default_value_t = 7 * 24 * 3600)]
     pub status_ttl_secs: u64,
 
+    /// Milliseconds a Kafka publish may take (librdkafka `message.timeout.ms`)
+    /// before its outcome is UNKNOWN.
+    #[arg(long, env = "WAL_KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 5000)]
+    pub kafka_message_timeout_ms: u64,
+
     /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
     #[arg(long, env = "WAL_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

@@ -387,18 +387,52 @@ pub async fn publish(
     ns: &Namespace,
     writes: Vec<OutgoingMessage>,
 ) -> Vec<Result<WriteResponse, ApiError>> {
-    let settings = ns.log_settings();
+    let (producer, settings) = match state.producers.for_namespace(ns).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "no producer for the namespace");
+            return writes
+                .iter()
+                .map(|_| {
+                    Err(ApiError::ProducerUnavailable {
+                        durability: Durability::False,
+                    })
+                })
+                .collect();
+        }
+    };
+    // An entry the backend cannot take is refused as too large, not sent.
+    let mut refused: Vec<Option<ApiError>> = Vec::new();
+    let writes = match producer.max_entry_bytes() {
+        None => writes,
+        Some(max) => {
+            let mut keep = Vec::with_capacity(writes.len());
+            for m in writes {
+                let size = m.envelope.encode().len();
+                if size > max {
+                    refused.push(Some(ApiError::TooLarge {
+                        actual: Some(size),
+                        max,
+                    }));
+                } else {
+                    refused.push(None);
+                    keep.push(m);
+                }
+            }
+            keep
+        }
+    };
     let due: Vec<(String, u64)> = writes
         .iter()
         .map(|m| (m.envelope.id.to_string(), m.envelope.due_at_ms))
         .collect();
     let started = Instant::now();
-    let outcomes = state.producer.publish(&settings, writes).await;
+    let outcomes = producer.publish(&settings, writes).await;
     state
         .metrics
         .publish_duration
         .get_or_create(&BackendLabels {
-            backend: "redis_streams",
+            backend: ns.backend.as_str(),
         })
         .observe(started.elapsed().as_secs_f64());
     let now = now_ms();
@@ -438,7 +472,21 @@ pub async fn publish(
                 }
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let answers = if refused.is_empty() {
+        answers
+    } else {
+        let mut published = answers.into_iter();
+        refused
+            .into_iter()
+            .map(|r| match r {
+                Some(e) => Err(e),
+                None => published
+                    .next()
+                    .unwrap_or(Err(ApiError::Internal("missing publish outcome".into()))),
+            })
+            .collect()
+    };
     for (count, durable) in per_durability.into_iter().zip(["TRUE", "FALSE", "UNKNOWN"]) {
         if count > 0 {
             state

@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod metrics;
+pub mod producers;
 pub mod rate_limit;
 pub mod request_context;
 pub mod routes;

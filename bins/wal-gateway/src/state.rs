@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wal_backends::redis_streams::RedisConnection;
-use wal_core::backend::LogProducer;
 use wal_namespace::NamespaceCache;
 
 use crate::auth::KeyRing;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
+use crate::producers::Producers;
 use crate::rate_limit::RateLimiter;
 
 /// Everything a handler needs; one per process, behind an `Arc`.
@@ -19,8 +19,8 @@ pub struct AppState {
     pub config: GatewayConfig,
     /// Namespace cache (lock-free reads; refreshed in the background).
     pub namespaces: Arc<NamespaceCache>,
-    /// The Redis Streams producer (the only backend so far).
-    pub producer: Arc<dyn LogProducer>,
+    /// Producers of every backend, by namespace.
+    pub producers: Producers,
     /// Redis connection shared by producer and rate limiter (health checks ping it).
     pub redis: RedisConnection,
     /// Shared-state rate limiter.

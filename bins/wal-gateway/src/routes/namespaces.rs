@@ -45,6 +45,15 @@ async fn refresh(state: &AppState) {
         .set(state.namespaces.snapshot().len() as i64);
 }
 
+/// Creates the topic or queue of a Kafka or SQS namespace when missing. A
+/// failure is logged, not answered: the namespace is stored, writes answer
+/// `FALSE` until the backend has it, and every worker retries the same step.
+async fn provision(state: &AppState, ns: &wal_namespace::Namespace) {
+    if let Err(e) = state.producers.provision(ns).await {
+        tracing::error!(error = %e, "could not create the namespace's topic or queue; workers will retry");
+    }
+}
+
 async fn spec_from(
     state: &AppState,
     req: Request,
@@ -76,6 +85,7 @@ pub async fn create(
         .await
         .map_err(store_error)?;
     tracing::info!(namespace = %ns.name, actor = %actor(&headers), "namespace created");
+    provision(&state, &ns).await;
     refresh(&state).await;
     Ok((StatusCode::CREATED, Json(ns.view())).into_response())
 }
@@ -145,6 +155,7 @@ pub async fn update(
         .await
         .map_err(store_error)?;
     tracing::info!(namespace = %ns.name, version = ns.version, "namespace updated");
+    provision(&state, &ns).await;
     refresh(&state).await;
     Ok(Json(ns.view()).into_response())
 }

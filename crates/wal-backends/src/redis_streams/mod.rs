@@ -29,6 +29,7 @@
 mod connection;
 mod consumer;
 pub mod dlq;
+mod idempotency;
 pub mod inspect;
 mod producer;
 mod schedule;
@@ -36,6 +37,7 @@ mod schedule;
 pub use connection::{RedisConnection, RedisConnectionConfig};
 pub use consumer::RedisStreamConsumer;
 pub use dlq::{DlqError, DlqStore};
+pub use idempotency::RedisIdempotency;
 pub use producer::RedisStreamProducer;
 pub use schedule::{schedule_member, Activated, RedisSchedule, ScheduleSet, SettleOp, Settlement};
 
