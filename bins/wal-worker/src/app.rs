@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::net::TcpListener;
 use wal_backends::redis_streams::{RedisConnection, RedisConnectionConfig, RedisSchedule};
-use wal_namespace::{BackendKind, Namespace, NamespaceCache, NamespaceStore};
+use wal_namespace::{Namespace, NamespaceCache, NamespaceStore};
 use wal_targets::TargetFactory;
 
 use crate::clock::now_ms;
@@ -200,7 +200,6 @@ async fn sync_runners(shared: &Arc<Shared>, runners: &mut HashMap<String, Namesp
     let wanted: HashMap<String, Arc<Namespace>> = snapshot
         .all()
         .into_iter()
-        .filter(|ns| ns.backend == BackendKind::RedisStreams)
         .map(|ns| (ns.name.clone(), ns))
         .collect();
     let gone: Vec<String> = runners
@@ -217,7 +216,7 @@ async fn sync_runners(shared: &Arc<Shared>, runners: &mut HashMap<String, Namesp
     for (name, ns) in wanted {
         match runners.get_mut(&name) {
             Some(r) if r.version() == ns.version => {}
-            Some(r) if r.partitions() == ns.shard_config.partition_count.max(1) => {
+            Some(r) if r.can_reconfigure(&ns) => {
                 if let Err(e) = check_visibility(&shared.config, std::slice::from_ref(&ns)) {
                     tracing::error!(error = %e, "heartbeats keep its entries visible, but fix the configuration");
                 }

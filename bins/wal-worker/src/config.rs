@@ -105,6 +105,16 @@ pub struct WorkerConfig {
     #[arg(long, env = "WAL_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
 
+    /// Kafka consumer group session timeout (ms): how long a dead worker
+    /// keeps its partitions before the group hands them to another.
+    #[arg(long, env = "WAL_KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub kafka_session_timeout_ms: u64,
+
+    /// Longest SQS long poll of one receive (seconds, 1 to 20); also how
+    /// long a stop may wait for a poll in progress.
+    #[arg(long, env = "WAL_SQS_WAIT_SECS", default_value_t = 2)]
+    pub sqs_wait_secs: u64,
+
     /// Log filter, e.g. `info` or `wal_worker=debug,info`.
     #[arg(long, env = "WAL_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -126,6 +136,8 @@ impl WorkerConfig {
         cfg.visibility_timeout_ms = 10_000;
         cfg.reclaim_interval_ms = 500;
         cfg.shutdown_grace_secs = 5;
+        cfg.kafka_session_timeout_ms = 6_000;
+        cfg.sqs_wait_secs = 1;
         cfg
     }
 

@@ -1,7 +1,9 @@
 //! Handles one entry read from the log: decide (malformed, poison, expired,
 //! not yet due, or deliverable), deliver to each target independently,
-//! plan what to record ([`crate::plan`]), and settle — the acknowledgement
-//! goes out in the same atomic step as the record of every target's fate.
+//! plan what to record ([`crate::plan`]), and settle — for a Redis stream
+//! entry the acknowledgement goes out in the same atomic step as the record
+//! of every target's fate; a Kafka or SQS entry is acknowledged right after
+//! that record (see [`crate::sources`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -10,8 +12,10 @@ use fred::prelude::*;
 use futures_util::future::join_all;
 use tracing::Instrument;
 use wal_backends::redis_streams::{ScheduleSet, SettleOp, Settlement};
-use wal_core::backend::{Position, ReceivedEntry};
-use wal_core::delivery::{status_field, DlqReason, TargetState, TargetStatus};
+use wal_core::backend::{AckToken, Position, ReceivedEntry};
+use wal_core::delivery::{
+    status_field, DlqReason, TargetState, TargetStatus, DELIVERY_COUNT_FIELD,
+};
 use wal_core::keys::NamespaceKeys;
 use wal_core::request::TargetRef;
 use wal_core::Envelope;
@@ -28,16 +32,27 @@ use crate::targets::SlotState;
 /// reclaimed after the visibility timeout and handled again).
 const SETTLE_ATTEMPTS: u32 = 6;
 
-/// Handles `entry` to the end: delivered, scheduled, or dead-lettered, and acknowledged.
-pub async fn handle_entry(ctx: &NamespaceContext, entry: ReceivedEntry) {
-    let entry_id = match &entry.token.position {
+/// How an entry is named in logs and in the DLQ record of an undecodable
+/// entry: its stream entry id, `<partition>@<offset>` for Kafka, or the start
+/// of its receipt handle for SQS.
+fn entry_name(token: &AckToken) -> String {
+    match &token.position {
         Position::StreamEntry(id) => id.clone(),
-        other => format!("{other:?}"),
-    };
+        Position::Offset(o) => format!("{}@{o}", token.partition),
+        Position::Receipt(r) => format!("sqs:{}", r.chars().take(24).collect::<String>()),
+    }
+}
+
+/// Handles `entry` of source `source` to the end: delivered, scheduled, or
+/// dead-lettered, and acknowledged.
+pub async fn handle_entry(ctx: &NamespaceContext, source: usize, entry: ReceivedEntry) {
+    let src = &ctx.sources[source];
+    let entry_id = entry_name(&entry.token);
     let partition = entry.token.partition;
     let span = tracing::info_span!(
         "deliver_entry",
         namespace = %ctx.name,
+        source = src.name,
         partition,
         entry = %entry_id,
         message_id = tracing::field::Empty,
@@ -61,19 +76,28 @@ pub async fn handle_entry(ctx: &NamespaceContext, entry: ReceivedEntry) {
             }
             Ok(env) => {
                 tracing::Span::current().record("message_id", tracing::field::display(&env.id));
-                let ops = decide(ctx, &env, entry.delivery_count, now).await;
+                let delivery_count = if src.consumer.counts_deliveries() {
+                    entry.delivery_count
+                } else {
+                    count_delivery(ctx, &env).await
+                };
+                let ops = decide(ctx, &env, delivery_count, now).await;
                 (env.id.to_string(), ops)
             }
         };
         let settlement = Settlement {
             namespace: ctx.name.clone(),
             partition,
-            ack: Some(entry_id),
+            ack: src.acks_in_settle.then_some(entry_id),
             message_id,
             ops,
             status_ttl: ctx.shared.config.status_ttl(),
         };
-        settle(ctx, settlement).await;
+        if settle(ctx, settlement, src.acks_in_settle).await && !src.acks_in_settle {
+            if let Err(e) = src.ack(entry.token.clone()).await {
+                tracing::warn!(error = %e, "could not acknowledge the handled entry; it will be handed out again and its delivered targets skipped");
+            }
+        }
     }
     .instrument(span)
     .await
@@ -126,6 +150,29 @@ async fn decide(
     .await;
     let mut rng = rand::rng();
     plan::plan_delivery(env, &results, now_ms(), &mut rng)
+}
+
+/// Counts a delivery of `env` in its status record, for sources that do not
+/// count deliveries (Kafka): the count that poison detection and the
+/// skip-delivered-targets check read. 1 when Redis does not answer (the
+/// settlement then fails too, and the entry is handled again).
+async fn count_delivery(ctx: &NamespaceContext, env: &Envelope) -> u32 {
+    let Ok(client) = ctx.shared.redis.connected_client() else {
+        return 1;
+    };
+    let key = NamespaceKeys::new(&ctx.name).status(&env.id.to_string());
+    let pipeline = client.pipeline();
+    let _: Result<(), _> = pipeline.hincrby(&key, DELIVERY_COUNT_FIELD, 1).await;
+    let ttl = ctx.shared.config.status_ttl().as_millis() as i64;
+    let _: Result<(), _> = pipeline.pexpire(&key, ttl, None).await;
+    let replies: Result<(i64, i64), _> = pipeline.all().await;
+    match replies {
+        Ok((count, _)) => u32::try_from(count.max(1)).unwrap_or(u32::MAX),
+        Err(e) => {
+            tracing::debug!(error = %e, "could not count the delivery");
+            1
+        }
+    }
 }
 
 /// Targets an earlier handling of this entry already delivered to (read
@@ -241,18 +288,26 @@ fn breaker_gauge(ctx: &NamespaceContext, target: &TargetRef, open: bool) {
         .set(i64::from(open));
 }
 
-/// Records `settlement`, retrying while Redis does not take it. Gives up
-/// after a few attempts: the entry then stays pending and is handled again
-/// after the visibility timeout (at-least-once).
-async fn settle(ctx: &NamespaceContext, settlement: Settlement) {
+/// Records `settlement`, retrying while Redis does not take it; whether it
+/// was recorded. With `may_give_up` (Redis stream entries) it gives up after
+/// a few attempts: the entry then stays pending and is reclaimed and handled
+/// again after the visibility timeout (at-least-once). A Kafka or SQS entry
+/// is retried until Redis answers: its ack must follow the record, and a
+/// Kafka offset left unacknowledged would hold back its partition's commits.
+async fn settle(ctx: &NamespaceContext, settlement: Settlement, may_give_up: bool) -> bool {
     let m = &ctx.shared.metrics;
     let mut delay = Duration::from_millis(50);
-    for attempt in 1..=SETTLE_ATTEMPTS {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if may_give_up && attempt > SETTLE_ATTEMPTS {
+            break;
+        }
         match ctx.shared.settler.settle(settlement.clone()).await {
             Ok(_) => {
                 count_outcomes(ctx, &settlement.ops);
                 hint_schedule(ctx, &settlement.ops);
-                return;
+                return true;
             }
             Err(e) => {
                 m.settle_failures.inc();
@@ -263,6 +318,7 @@ async fn settle(ctx: &NamespaceContext, settlement: Settlement) {
         }
     }
     tracing::error!("giving up settling the entry; it stays pending and will be handled again");
+    false
 }
 
 fn count_outcomes(ctx: &NamespaceContext, ops: &[SettleOp]) {

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod plan;
 pub mod runner;
 pub mod settler;
+pub mod sources;
 pub mod targets;
 pub mod telemetry;
 

@@ -1,12 +1,13 @@
-//! One namespace's work inside a worker: the tasks that read its partition
-//! streams, take over abandoned entries, keep slow entries visible, and
-//! activate due members of its delayed and retry sets.
+//! One namespace's work inside a worker: the tasks that read its sources
+//! (its Redis partition streams, and its Kafka topic or SQS queue: see
+//! [`crate::sources`]), take over abandoned entries, keep slow entries
+//! visible, and activate due members of its delayed and retry sets.
 //!
 //! | task | does |
 //! | --- | --- |
-//! | reader | `XREADGROUP` batches sized to the free in-flight slots; one task per entry |
-//! | reclaimer | `XAUTOCLAIM` of entries idle past the visibility timeout (dead workers) |
-//! | heartbeat | `XCLAIM … JUSTID` of entries in flight for a third of the visibility timeout |
+//! | reader (one per source) | batches sized to the free in-flight slots (`XREADGROUP`, Kafka poll, SQS long poll); one task per entry |
+//! | reclaimer | `XAUTOCLAIM` of Redis entries idle past the visibility timeout (dead workers); Kafka and SQS redeliver by themselves |
+//! | heartbeat | extends the visibility of entries in flight for a third of the visibility timeout (`XCLAIM … JUSTID`, `ChangeMessageVisibility`) |
 //! | scheduler ×2 | sleeps until the earliest due member it knows of (or its poll interval), then runs `activate.lua` |
 //! | DLQ sweep | every `WAL_DLQ_SWEEP_MS`, purges DLQ entries older than `dlqConfig.retentionSeconds` (index included) |
 //!
@@ -23,20 +24,19 @@ use arc_swap::ArcSwap;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use wal_backends::redis_streams::dlq::{DlqFilter, DlqStore};
-use wal_backends::redis_streams::{RedisStreamConsumer, ScheduleSet};
-use wal_core::backend::{AckToken, LogConsumer, ReceivedEntry};
+use wal_backends::redis_streams::ScheduleSet;
+use wal_core::backend::{AckToken, ReceivedEntry};
 use wal_namespace::Namespace;
 
 use crate::app::Shared;
 use crate::clock::now_ms;
 use crate::handler::handle_entry;
 use crate::metrics;
+use crate::sources::{self, Source};
 use crate::targets::NamespaceTargets;
 
 /// Most members one activation pass moves.
 const ACTIVATE_MAX: usize = 500;
-/// Longest block of one `XREADGROUP` (bounds how fast a stop is noticed).
-const READ_BLOCK: Duration = Duration::from_millis(500);
 
 /// The earliest due time a scheduler should know about, pushed by the
 /// handlers that park members.
@@ -79,10 +79,11 @@ pub struct NamespaceContext {
     pub targets: ArcSwap<NamespaceTargets>,
     /// Process-wide resources.
     pub shared: Arc<Shared>,
-    /// Member of the consumer group on every partition.
-    pub consumer: RedisStreamConsumer,
-    /// Entries being handled, with when they were read (for the heartbeat).
-    in_flight: Mutex<HashMap<AckToken, Instant>>,
+    /// Where entries come from (the Redis partition streams first).
+    pub sources: Vec<Source>,
+    /// Entries being handled: when they were last made visible (for the
+    /// heartbeat) and the index of their source.
+    in_flight: Mutex<HashMap<AckToken, (Instant, usize)>>,
     /// Free in-flight slots.
     permits: Arc<Semaphore>,
     /// New delayed members.
@@ -97,7 +98,7 @@ impl NamespaceContext {
         Duration::from_secs(self.namespace.load().dlq_config.retention_seconds.max(1))
     }
 
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<AckToken, Instant>> {
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<AckToken, (Instant, usize)>> {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -116,19 +117,14 @@ pub struct NamespaceRunner {
     tasks: Vec<JoinHandle<()>>,
     version: i64,
     partitions: u32,
+    backend: wal_namespace::BackendKind,
 }
 
 impl NamespaceRunner {
-    /// Joins the consumer group on every partition of `ns` and starts its tasks.
+    /// Opens the sources of `ns` (joining its consumer groups) and starts its tasks.
     pub async fn start(shared: Arc<Shared>, ns: Arc<Namespace>) -> anyhow::Result<Self> {
-        let partitions: Vec<u32> = (0..ns.shard_config.partition_count.max(1)).collect();
-        let consumer = RedisStreamConsumer::new(
-            &shared.redis,
-            &ns.name,
-            partitions.clone(),
-            shared.consumer_name.clone(),
-        )
-        .await?;
+        let partitions = ns.shard_config.partition_count.max(1);
+        let sources = sources::open(&shared, &ns).await?;
         let targets = NamespaceTargets::build(&shared.factory, &ns, shared.slot_settings()).await;
         let ctx = Arc::new(NamespaceContext {
             name: ns.name.clone(),
@@ -136,14 +132,16 @@ impl NamespaceRunner {
             targets: ArcSwap::from_pointee(targets),
             permits: Arc::new(Semaphore::new(shared.config.max_in_flight.max(1))),
             shared,
-            consumer,
+            sources,
             in_flight: Mutex::new(HashMap::new()),
             delayed_hint: ScheduleHint::new(),
             retry_hint: ScheduleHint::new(),
         });
         let (stop, stop_rx) = watch::channel(false);
-        let tasks = vec![
-            tokio::spawn(read_loop(ctx.clone(), stop_rx.clone())),
+        let mut tasks: Vec<JoinHandle<()>> = (0..ctx.sources.len())
+            .map(|i| tokio::spawn(read_loop(ctx.clone(), i, stop_rx.clone())))
+            .collect();
+        tasks.extend([
             tokio::spawn(reclaim_loop(ctx.clone(), stop_rx.clone())),
             tokio::spawn(heartbeat_loop(ctx.clone(), stop_rx.clone())),
             tokio::spawn(schedule_loop(
@@ -157,14 +155,16 @@ impl NamespaceRunner {
                 stop_rx.clone(),
             )),
             tokio::spawn(dlq_sweep_loop(ctx.clone(), stop_rx)),
-        ];
-        tracing::info!(namespace = %ns.name, partitions = partitions.len(), "consuming namespace");
+        ]);
+        let names: Vec<&str> = ctx.sources.iter().map(|s| s.name).collect();
+        tracing::info!(namespace = %ns.name, partitions, sources = ?names, "consuming namespace");
         Ok(Self {
             ctx,
             stop,
             tasks,
             version: ns.version,
-            partitions: partitions.len() as u32,
+            partitions,
+            backend: ns.backend,
         })
     }
 
@@ -176,6 +176,16 @@ impl NamespaceRunner {
     /// Partitions this runner reads.
     pub fn partitions(&self) -> u32 {
         self.partitions
+    }
+
+    /// Whether a new configuration can be taken without reopening the
+    /// sources: same partition count, backend and backend settings.
+    pub fn can_reconfigure(&self, ns: &Namespace) -> bool {
+        let current = self.ctx.namespace.load();
+        self.partitions == ns.shard_config.partition_count.max(1)
+            && self.backend == ns.backend
+            && current.topic_name == ns.topic_name
+            && current.backend_config == ns.backend_config
     }
 
     /// Takes a new configuration that keeps the partition count: targets are rebuilt.
@@ -198,11 +208,15 @@ impl NamespaceRunner {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let left: Vec<AckToken> = self.ctx.in_flight().keys().cloned().collect();
-        if !left.is_empty() {
-            tracing::warn!(namespace = %self.ctx.name, entries = left.len(), "handing unfinished entries back");
-            if let Err(e) = self.ctx.consumer.release(&left).await {
-                tracing::warn!(error = %e, "could not hand entries back; they are reclaimed after the visibility timeout");
+        let left = group_by_source(self.ctx.in_flight().iter().map(|(t, (_, i))| (t, *i)));
+        for (i, tokens) in left.into_iter().enumerate() {
+            if tokens.is_empty() {
+                continue;
+            }
+            let source = &self.ctx.sources[i];
+            tracing::warn!(namespace = %self.ctx.name, source = source.name, entries = tokens.len(), "handing unfinished entries back");
+            if let Err(e) = source.consumer.release(&tokens).await {
+                tracing::warn!(error = %e, "could not hand entries back; they are handed out again after the visibility timeout");
             }
         }
         for t in self.tasks {
@@ -212,8 +226,21 @@ impl NamespaceRunner {
     }
 }
 
-fn spawn_entry(ctx: &Arc<NamespaceContext>, entry: ReceivedEntry) {
-    ctx.in_flight().insert(entry.token.clone(), Instant::now());
+/// Tokens per source index.
+fn group_by_source<'a>(tokens: impl Iterator<Item = (&'a AckToken, usize)>) -> Vec<Vec<AckToken>> {
+    let mut out: Vec<Vec<AckToken>> = Vec::new();
+    for (token, i) in tokens {
+        if out.len() <= i {
+            out.resize_with(i + 1, Vec::new);
+        }
+        out[i].push(token.clone());
+    }
+    out
+}
+
+fn spawn_entry(ctx: &Arc<NamespaceContext>, source: usize, entry: ReceivedEntry) {
+    ctx.in_flight()
+        .insert(entry.token.clone(), (Instant::now(), source));
     let gauge = ctx
         .shared
         .metrics
@@ -232,7 +259,7 @@ fn spawn_entry(ctx: &Arc<NamespaceContext>, entry: ReceivedEntry) {
             None => ctx.permits.clone().acquire_owned().await,
         };
         let token = entry.token.clone();
-        handle_entry(&ctx, entry).await;
+        handle_entry(&ctx, source, entry).await;
         ctx.in_flight().remove(&token);
         gauge.dec();
     });
@@ -245,8 +272,9 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-async fn read_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool>) {
+async fn read_loop(ctx: Arc<NamespaceContext>, source: usize, mut stop: watch::Receiver<bool>) {
     let batch = ctx.shared.config.batch_size.max(1);
+    let src = &ctx.sources[source];
     let received = ctx
         .shared
         .metrics
@@ -266,25 +294,29 @@ async fn read_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool>) 
         drop(slot);
         // `XREADGROUP COUNT` applies to each partition stream: share the free
         // slots among them so one read cannot exceed them.
-        let streams = ctx.namespace.load().shard_config.partition_count.max(1) as usize;
+        let streams = if src.per_partition_count {
+            ctx.namespace.load().shard_config.partition_count.max(1) as usize
+        } else {
+            1
+        };
         let n = ctx
             .permits
             .available_permits()
             .clamp(1, batch)
             .div_ceil(streams);
-        match ctx.consumer.receive(n, READ_BLOCK).await {
+        match src.consumer.receive(n, src.read_wait).await {
             Ok(entries) => {
                 if failing_since.take().is_some() {
-                    tracing::info!(namespace = %ctx.name, "reading the log again");
+                    tracing::info!(namespace = %ctx.name, source = src.name, "reading the log again");
                 }
                 received.inc_by(entries.len() as u64);
                 for entry in entries {
-                    spawn_entry(&ctx, entry);
+                    spawn_entry(&ctx, source, entry);
                 }
             }
             Err(e) => {
                 if failing_since.is_none() {
-                    tracing::warn!(namespace = %ctx.name, error = %e, "cannot read the log; retrying");
+                    tracing::warn!(namespace = %ctx.name, source = src.name, error = %e, "cannot read the log; retrying");
                     failing_since = Some(Instant::now());
                 }
                 if sleep_or_stop(Duration::from_millis(200), &mut stop).await {
@@ -309,25 +341,27 @@ async fn reclaim_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool
         if sleep_or_stop(every, &mut stop).await {
             return;
         }
-        let Some(reclaimer) = ctx.consumer.reclaimer() else {
-            return;
-        };
-        match reclaimer.reclaim(visibility, cfg.batch_size.max(1)).await {
-            Ok(entries) => {
-                if !entries.is_empty() {
-                    tracing::info!(namespace = %ctx.name, entries = entries.len(), "took over abandoned entries");
-                }
-                reclaimed.inc_by(entries.len() as u64);
-                for entry in entries {
-                    // Our own in-flight entries are kept visible by the
-                    // heartbeat; one reclaimed anyway is already being handled.
-                    if ctx.in_flight().contains_key(&entry.token) {
-                        continue;
+        for (source, src) in ctx.sources.iter().enumerate() {
+            let Some(reclaimer) = src.consumer.reclaimer() else {
+                continue;
+            };
+            match reclaimer.reclaim(visibility, cfg.batch_size.max(1)).await {
+                Ok(entries) => {
+                    if !entries.is_empty() {
+                        tracing::info!(namespace = %ctx.name, entries = entries.len(), "took over abandoned entries");
                     }
-                    spawn_entry(&ctx, entry);
+                    reclaimed.inc_by(entries.len() as u64);
+                    for entry in entries {
+                        // Our own in-flight entries are kept visible by the
+                        // heartbeat; one reclaimed anyway is already being handled.
+                        if ctx.in_flight().contains_key(&entry.token) {
+                            continue;
+                        }
+                        spawn_entry(&ctx, source, entry);
+                    }
                 }
+                Err(e) => tracing::warn!(namespace = %ctx.name, error = %e, "reclaim failed"),
             }
-            Err(e) => tracing::warn!(namespace = %ctx.name, error = %e, "reclaim failed"),
         }
     }
 }
@@ -339,19 +373,23 @@ async fn heartbeat_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bo
             return;
         }
         let now = Instant::now();
-        let stale: Vec<AckToken> = {
+        let stale: Vec<Vec<AckToken>> = {
             let mut map = ctx.in_flight();
-            map.iter_mut()
-                .filter(|(_, since)| now.duration_since(**since) >= third)
-                .map(|(t, since)| {
+            let due = map
+                .iter_mut()
+                .filter(|(_, (since, _))| now.duration_since(*since) >= third)
+                .map(|(t, (since, source))| {
                     *since = now;
-                    t.clone()
-                })
-                .collect()
+                    (t, *source)
+                });
+            group_by_source(due)
         };
-        if !stale.is_empty() {
-            if let Err(e) = ctx.consumer.extend_visibility(&stale).await {
-                tracing::warn!(namespace = %ctx.name, error = %e, "could not extend visibility");
+        for (i, tokens) in stale.into_iter().enumerate() {
+            if tokens.is_empty() {
+                continue;
+            }
+            if let Err(e) = ctx.sources[i].consumer.extend_visibility(&tokens).await {
+                tracing::warn!(namespace = %ctx.name, source = ctx.sources[i].name, error = %e, "could not extend visibility");
             }
         }
     }

@@ -1,0 +1,204 @@
+//! Where a namespace's entries come from.
+//!
+//! Every namespace reads its Redis partition streams: for a `redis_streams`
+//! namespace they are the log; for every namespace they are where the
+//! schedule puts delayed and retried entries back when due (Kafka has no
+//! delay and SQS none beyond 15 minutes, so the worker's Redis schedule does
+//! it for all three). A `kafka` or `sqs` namespace reads its topic or queue
+//! too: a second source.
+//!
+//! | source | ack | read wait |
+//! | --- | --- | --- |
+//! | Redis streams | `XACK` inside the settlement (`settle.lua`): one atomic step | 500 ms `XREADGROUP BLOCK` |
+//! | Kafka topic | after the settlement: marks the offset handled (store-after-handle) | 500 ms |
+//! | SQS queue | after the settlement: `DeleteMessageBatch` | `WAL_SQS_WAIT_SECS` long poll |
+//!
+//! A crash between a settlement and the ack of a Kafka or SQS entry hands the
+//! entry out again; the status record tells the next handling which targets
+//! already have it, so they are not called twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, oneshot};
+use wal_backends::redis_streams::RedisStreamConsumer;
+use wal_core::backend::{AckToken, BackendError, LogConsumer};
+use wal_namespace::{BackendKind, Namespace};
+
+use crate::app::Shared;
+
+/// Longest block of one `XREADGROUP` (bounds how fast a stop is noticed).
+const REDIS_READ_WAIT: Duration = Duration::from_millis(500);
+/// Longest wait of one Kafka receive.
+#[cfg(feature = "kafka")]
+const KAFKA_READ_WAIT: Duration = Duration::from_millis(500);
+/// Most tokens acked in one call.
+const MAX_ACK_BATCH: usize = 256;
+
+/// One ack request to a source's acker task, with where to answer.
+type AckRequest = (AckToken, oneshot::Sender<Result<(), String>>);
+
+/// One place a namespace's entries are read from.
+pub struct Source {
+    /// `redis`, `kafka` or `sqs` (logs and metrics).
+    pub name: &'static str,
+    /// The consumer.
+    pub consumer: Arc<dyn LogConsumer>,
+    /// Whether the settlement acknowledges the entry itself (Redis streams);
+    /// otherwise [`Source::ack`] follows a successful settlement.
+    pub acks_in_settle: bool,
+    /// Longest wait of one receive.
+    pub read_wait: Duration,
+    /// Whether entries are spread over one stream per partition, each read
+    /// with its own `COUNT` (Redis streams).
+    pub per_partition_count: bool,
+    acker: Option<mpsc::Sender<AckRequest>>,
+}
+
+impl Source {
+    fn new(
+        name: &'static str,
+        consumer: Arc<dyn LogConsumer>,
+        acks_in_settle: bool,
+        read_wait: Duration,
+    ) -> Self {
+        let acker = (!acks_in_settle).then(|| spawn_acker(consumer.clone()));
+        Self {
+            name,
+            consumer,
+            acks_in_settle,
+            read_wait,
+            per_partition_count: acks_in_settle,
+            acker,
+        }
+    }
+
+    /// Acknowledges one handled entry of a source that does not ack in the
+    /// settlement; concurrent acks go out together (one `DeleteMessageBatch`).
+    pub async fn ack(&self, token: AckToken) -> Result<(), String> {
+        let Some(acker) = &self.acker else {
+            return Ok(());
+        };
+        let (reply, answer) = oneshot::channel();
+        acker
+            .send((token, reply))
+            .await
+            .map_err(|_| "acker stopped".to_string())?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err("acker stopped".to_string()))
+    }
+}
+
+fn spawn_acker(consumer: Arc<dyn LogConsumer>) -> mpsc::Sender<AckRequest> {
+    let (tx, mut rx) = mpsc::channel::<AckRequest>(4096);
+    tokio::spawn(async move {
+        let mut tokens = Vec::with_capacity(MAX_ACK_BATCH);
+        let mut replies = Vec::with_capacity(MAX_ACK_BATCH);
+        while let Some((t, r)) = rx.recv().await {
+            tokens.push(t);
+            replies.push(r);
+            while tokens.len() < MAX_ACK_BATCH {
+                match rx.try_recv() {
+                    Ok((t, r)) => {
+                        tokens.push(t);
+                        replies.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let result: Result<(), BackendError> = consumer.ack(&tokens).await;
+            let result = result.map_err(|e| e.to_string());
+            for reply in replies.drain(..) {
+                let _ = reply.send(result.clone());
+            }
+            tokens.clear();
+        }
+    });
+    tx
+}
+
+/// Opens the sources of `ns`: its Redis partition streams, and its Kafka
+/// topic or SQS queue (created first when missing — the admin step).
+pub async fn open(shared: &Shared, ns: &Namespace) -> anyhow::Result<Vec<Source>> {
+    let partitions: Vec<u32> = (0..ns.shard_config.partition_count.max(1)).collect();
+    let redis = RedisStreamConsumer::new(
+        &shared.redis,
+        &ns.name,
+        partitions,
+        shared.consumer_name.clone(),
+    )
+    .await
+    .context("joining the Redis consumer groups")?;
+    let mut sources = vec![Source::new("redis", Arc::new(redis), true, REDIS_READ_WAIT)];
+    match ns.backend {
+        BackendKind::RedisStreams => {}
+        #[cfg(feature = "kafka")]
+        BackendKind::Kafka => {
+            use wal_backends::kafka::{KafkaConsumer, KafkaConsumerSettings};
+            let cfg = &shared.config;
+            wal_backends::namespace_clients::provision(ns, Duration::from_secs(5))
+                .await
+                .context("creating the Kafka topic")?;
+            let (client, _) =
+                wal_backends::namespace_clients::kafka_client(ns, Duration::from_secs(5))?;
+            let consumer = KafkaConsumer::new(
+                &client,
+                &ns.topic_name,
+                &KafkaConsumerSettings {
+                    group_id: format!("{}.{}", wal_core::keys::CONSUMER_GROUP, ns.name),
+                    consumer_name: shared.consumer_name.clone(),
+                    session_timeout: Duration::from_millis(cfg.kafka_session_timeout_ms),
+                },
+            )
+            .context("joining the Kafka consumer group")?;
+            sources.push(Source::new(
+                "kafka",
+                Arc::new(consumer),
+                false,
+                KAFKA_READ_WAIT,
+            ));
+        }
+        #[cfg(feature = "sqs")]
+        BackendKind::Sqs => {
+            use wal_backends::sqs::{SqsConsumer, SqsConsumerSettings};
+            let cfg = &shared.config;
+            wal_backends::namespace_clients::provision(ns, Duration::from_secs(5))
+                .await
+                .context("creating the SQS queue")?;
+            let (client, queue) = wal_backends::namespace_clients::sqs_client(ns)?;
+            let consumer = SqsConsumer::new(
+                &client,
+                &queue,
+                &SqsConsumerSettings {
+                    visibility_timeout: cfg.visibility_timeout(),
+                },
+            )
+            .await
+            .context("opening the SQS queue")?;
+            if let Some(max) = consumer.redrive_max_receive_count() {
+                if max <= cfg.poison_threshold {
+                    tracing::warn!(
+                        namespace = %ns.name,
+                        max_receive_count = max,
+                        poison_threshold = cfg.poison_threshold,
+                        "the queue's redrive policy moves a message to its dead-letter queue before the worker would park it as poison; the queue's policy wins"
+                    );
+                }
+            }
+            sources.push(Source::new(
+                "sqs",
+                Arc::new(consumer),
+                false,
+                Duration::from_secs(cfg.sqs_wait_secs.clamp(1, 20)),
+            ));
+        }
+        #[allow(unreachable_patterns)]
+        other => anyhow::bail!(
+            "this worker was built without the `{}` backend feature",
+            other.as_str()
+        ),
+    }
+    Ok(sources)
+}
