@@ -8,8 +8,10 @@
 
 pub mod e2e;
 pub mod gateway;
+pub mod moto;
 pub mod redis_server;
 pub mod seed;
+pub mod tansu;
 
 use rand::Rng;
 
