@@ -7,6 +7,7 @@
 //! and `WAL_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
 
 pub mod e2e;
+pub mod fixtures;
 pub mod gateway;
 pub mod moto;
 pub mod redis_server;

@@ -23,12 +23,10 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use wal_core::backend::{
     LogConsumer, LogProducer, LogSettings, OutgoingMessage, PublishOutcome, ReceivedEntry,
-    Retention,
 };
-use wal_core::envelope::{ResolvedLifecycle, TraceContext, ENVELOPE_VERSION};
-use wal_core::request::TargetRef;
-use wal_core::routing::ShardStrategy;
-use wal_core::{Durability, Envelope, MessageId, RetryPolicy};
+use wal_core::envelope::TraceContext;
+use wal_core::{Durability, Envelope, MessageId};
+use wal_tests::fixtures::{envelope, log_settings, now_ms, outgoing as out};
 use wal_tests::random_name;
 
 /// One backend under test: a private broker, a fresh log on it, and what
@@ -57,59 +55,10 @@ trait Harness: Sized + Send + Sync + 'static {
     async fn stop_broker(&mut self);
 }
 
-// ----- envelopes and helpers ------------------------------------------------
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
+// ----- helpers ------------------------------------------------------------------
 
 fn settings(topic: &str, partitions: u32) -> LogSettings {
-    LogSettings {
-        namespace: topic.to_string(),
-        topic: topic.to_string(),
-        partition_count: partitions,
-        shard_strategy: ShardStrategy::Hash,
-        retention: Retention::MaxLen(100_000),
-        wait_replicas: 0,
-        wait_timeout: Duration::from_millis(500),
-        dedup_window: Duration::from_secs(60),
-    }
-}
-
-fn envelope(ns: &str, partition: u32, n: u32) -> Envelope {
-    Envelope {
-        v: ENVELOPE_VERSION,
-        id: MessageId::generate(),
-        namespace: ns.to_string(),
-        payload: RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap(),
-        targets: vec![TargetRef::named("sink")],
-        lifecycle: ResolvedLifecycle {
-            retry_policy: RetryPolicy::default(),
-            enable_dlq: true,
-            expires_at_ms: None,
-        },
-        partition_key: None,
-        partition,
-        request_id: format!("req-{n}"),
-        trace: TraceContext::default(),
-        created_at_ms: now_ms(),
-        due_at_ms: now_ms(),
-        attempt: 0,
-        metadata: None,
-        priority: None,
-        tags: vec![],
-        history: Vec::new(),
-    }
-}
-
-fn out(envelope: Envelope) -> OutgoingMessage {
-    OutgoingMessage {
-        envelope,
-        idempotency_key: None,
-    }
+    log_settings(topic, topic, partitions)
 }
 
 fn sequence(e: &Envelope) -> u32 {

@@ -19,54 +19,24 @@ use wal_backends::kafka::{
 };
 use wal_core::backend::{
     AckToken, LogConsumer, LogProducer, LogSettings, OutgoingMessage, Position, PublishError,
-    PublishOutcome, ReceivedEntry, Retention,
+    PublishOutcome, ReceivedEntry,
 };
-use wal_core::envelope::{ResolvedLifecycle, TraceContext, ENVELOPE_VERSION};
-use wal_core::request::TargetRef;
-use wal_core::routing::ShardStrategy;
-use wal_core::{Durability, Envelope, MessageId, RetryPolicy};
+use wal_core::envelope::TraceContext;
+use wal_core::{Durability, Envelope, MessageId};
+use wal_tests::fixtures::{self, log_settings};
 use wal_tests::random_name;
 use wal_tests::tansu::TansuBroker;
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 fn settings(topic: &str, partitions: u32) -> LogSettings {
-    LogSettings {
-        namespace: "orders".into(),
-        topic: topic.to_string(),
-        partition_count: partitions,
-        shard_strategy: ShardStrategy::Hash,
-        retention: Retention::MaxLen(100_000),
-        wait_replicas: 0,
-        wait_timeout: Duration::from_millis(500),
-        dedup_window: Duration::from_secs(60),
-    }
+    log_settings("orders", topic, partitions)
 }
 
 fn envelope(partition: u32, n: u32) -> Envelope {
-    Envelope {
-        v: ENVELOPE_VERSION,
-        id: MessageId::generate(),
-        namespace: "orders".into(),
-        payload: RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap(),
-        targets: vec![TargetRef::named("sink")],
-        lifecycle: ResolvedLifecycle {
-            retry_policy: RetryPolicy::default(),
-            enable_dlq: true,
-            expires_at_ms: None,
-        },
-        partition_key: None,
-        partition,
-        request_id: format!("req-{n}"),
-        trace: TraceContext::default(),
-        created_at_ms: 0,
-        due_at_ms: 1_000 + u64::from(n),
-        attempt: 0,
-        metadata: None,
-        priority: None,
-        tags: vec![],
-        history: Vec::new(),
-    }
+    let mut e = fixtures::envelope("orders", partition, n);
+    (e.created_at_ms, e.due_at_ms) = (0, 1_000 + u64::from(n));
+    e
 }
 
 fn outgoing(envelopes: &[Envelope]) -> Vec<OutgoingMessage> {

@@ -6,58 +6,27 @@
 use std::time::Duration;
 
 use fred::prelude::*;
-use serde_json::value::RawValue;
 use wal_backends::redis_streams::{
     RedisConnection, RedisConnectionConfig, RedisStreamConsumer, RedisStreamProducer,
 };
 use wal_core::backend::{
     LogConsumer, LogProducer, LogSettings, OutgoingMessage, PublishOutcome, Retention,
 };
-use wal_core::envelope::{ResolvedLifecycle, TraceContext, ENVELOPE_VERSION};
-use wal_core::request::TargetRef;
-use wal_core::routing::ShardStrategy;
-use wal_core::{Durability, Envelope, MessageId, RetryPolicy};
+use wal_core::{Durability, Envelope, MessageId};
+use wal_tests::fixtures::{self, log_settings};
 use wal_tests::gateway::{delete_namespace_keys, redis_client};
 use wal_tests::redis_server::PrivateRedis;
 use wal_tests::{random_name, redis_url};
 
 fn settings(ns: &str, partitions: u32) -> LogSettings {
-    LogSettings {
-        namespace: ns.to_string(),
-        topic: ns.to_string(),
-        partition_count: partitions,
-        shard_strategy: ShardStrategy::Hash,
-        retention: Retention::MaxLen(100_000),
-        wait_replicas: 0,
-        wait_timeout: Duration::from_millis(500),
-        dedup_window: Duration::from_secs(60),
-    }
+    log_settings(ns, ns, partitions)
 }
 
 fn envelope(ns: &str, partition: u32, n: u32) -> Envelope {
-    Envelope {
-        v: ENVELOPE_VERSION,
-        id: MessageId::generate(),
-        namespace: ns.to_string(),
-        payload: RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap(),
-        targets: vec![TargetRef::named("sink")],
-        lifecycle: ResolvedLifecycle {
-            retry_policy: RetryPolicy::default(),
-            enable_dlq: true,
-            expires_at_ms: None,
-        },
-        partition_key: None,
-        partition,
-        request_id: "r".into(),
-        trace: TraceContext::default(),
-        created_at_ms: 0,
-        due_at_ms: 0,
-        attempt: 0,
-        metadata: None,
-        priority: None,
-        tags: vec![],
-        history: Vec::new(),
-    }
+    let mut e = fixtures::envelope(ns, partition, n);
+    e.request_id = "r".into();
+    (e.created_at_ms, e.due_at_ms) = (0, 0);
+    e
 }
 
 async fn connect(url: &str) -> RedisConnection {

@@ -15,68 +15,21 @@ use wal_backends::sqs::{
 };
 use wal_core::backend::{
     LogConsumer, LogProducer, LogSettings, OutgoingMessage, Position, PublishError, PublishOutcome,
-    ReceivedEntry, Retention,
+    ReceivedEntry,
 };
-use wal_core::envelope::{ResolvedLifecycle, TraceContext, ENVELOPE_VERSION};
-use wal_core::request::TargetRef;
-use wal_core::routing::ShardStrategy;
-use wal_core::{Durability, Envelope, MessageId, RetryPolicy};
+use wal_core::{Durability, Envelope, MessageId};
+use wal_tests::fixtures::{self, log_settings, now_ms, outgoing as out};
 use wal_tests::moto::MotoServer;
 use wal_tests::random_name;
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 fn settings(queue: &str) -> LogSettings {
-    LogSettings {
-        namespace: "orders".to_string(),
-        topic: queue.to_string(),
-        partition_count: 4,
-        shard_strategy: ShardStrategy::Hash,
-        retention: Retention::MaxLen(100_000),
-        wait_replicas: 0,
-        wait_timeout: Duration::from_millis(500),
-        dedup_window: Duration::from_secs(60),
-    }
+    log_settings("orders", queue, 4)
 }
 
 fn envelope(partition: u32, n: u32) -> Envelope {
-    Envelope {
-        v: ENVELOPE_VERSION,
-        id: MessageId::generate(),
-        namespace: "orders".to_string(),
-        payload: RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap(),
-        targets: vec![TargetRef::named("sink")],
-        lifecycle: ResolvedLifecycle {
-            retry_policy: RetryPolicy::default(),
-            enable_dlq: true,
-            expires_at_ms: None,
-        },
-        partition_key: None,
-        partition,
-        request_id: format!("req-{n}"),
-        trace: TraceContext::default(),
-        created_at_ms: now_ms(),
-        due_at_ms: now_ms(),
-        attempt: 0,
-        metadata: None,
-        priority: None,
-        tags: vec![],
-        history: Vec::new(),
-    }
-}
-
-fn out(envelope: Envelope) -> OutgoingMessage {
-    OutgoingMessage {
-        envelope,
-        idempotency_key: None,
-    }
+    fixtures::envelope("orders", partition, n)
 }
 
 fn assert_appended(outcomes: &[PublishOutcome]) -> Vec<String> {
