@@ -10,6 +10,11 @@
 //! | `failing_twice_then_succeeding_takes_three_attempts` | attempts 1, 2, 3 after the policy backoff |
 //! | `exhausted_retries_go_to_the_dlq_and_a_requeue_delivers` | DLQ record with reason, attempts and history; requeue after the fix delivers once |
 //! | `a_killed_worker_loses_nothing` | `kill -9` mid-batch of 300; a second worker delivers every message |
+//! | `slow_deliveries_keep_their_entries_invisible` | entries waiting 6 s for a one-at-a-time target, with a 3 s visibility timeout, are each delivered once (the heartbeat extends their visibility) |
+//!
+//! And per backend: undecodable records written straight into a Kafka topic
+//! or an SQS queue go to the DLQ as `malformed`, are acknowledged (not
+//! looped), and the good messages around them are delivered.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -390,6 +395,182 @@ async fn a_killed_worker_loses_nothing(kind: &str) {
     delete_namespace_keys(&redis_client(&redis_url()).await, &ns).await;
 }
 
+async fn slow_deliveries_keep_their_entries_invisible(kind: &str) {
+    let broker = Broker::start(kind).await;
+    let sink = Sink::start().await;
+    sink.set_behaviour(|_, _| Reply::ok().after(Duration::from_millis(1_500)));
+    let stack = Stack::start(&redis_url()).await;
+    let ns = random_name("be2e-slow");
+    let mut target = http_target("slow", &sink.url("/slow"));
+    target["config"]["timeoutMs"] = json!(2_500);
+    stack
+        .create_namespace(broker.place(namespace(&ns, 1, 3, json!([target]))))
+        .await;
+    // One delivery at a time: the 4th entry waits ~4.5 s in the worker,
+    // longer than the 3 s visibility timeout.
+    let mut env = broker.worker_env();
+    env.extend([("WAL_TARGET_CONCURRENCY", "1")]);
+    let _worker = stack.spawn_worker(&env).await;
+    let ids: HashSet<String> = stack
+        .write_batch(
+            (0..4)
+                .map(|i| json!({"namespace": ns, "payload": {"i": i}}))
+                .collect(),
+        )
+        .await
+        .into_iter()
+        .collect();
+    assert!(
+        sink.wait_until(Duration::from_secs(30), |r| r.len() >= 4)
+            .await,
+        "{kind}: only {} of 4 delivered",
+        sink.received().len()
+    );
+    // Were visibility not extended, another read would hand them out again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(distinct(&sink, "/slow"), ids);
+    assert_eq!(
+        sink.requests_on("/slow").len(),
+        4,
+        "{kind}: an entry was handed out again while it waited"
+    );
+    delete_namespace_keys(&redis_client(&redis_url()).await, &ns).await;
+}
+
+/// Waits for `n` DLQ records of `ns`.
+async fn wait_dlq(redis: &Client, ns: &str, n: usize) -> Vec<BTreeMap<String, String>> {
+    let mut records = Vec::new();
+    for _ in 0..200 {
+        records = dlq_records(redis, ns).await;
+        if records.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_undecodable_messages_go_to_the_dlq_once_and_leave_the_queue() {
+    let broker = Broker::start("sqs").await;
+    let Broker::Sqs(moto, _) = &broker else {
+        unreachable!()
+    };
+    let sink = Sink::start().await;
+    let stack = Stack::start(&redis_url()).await;
+    let ns = random_name("be2e-sqsbad");
+    stack
+        .create_namespace(broker.place(namespace(
+            &ns,
+            1,
+            3,
+            json!([http_target("a", &sink.url("/a"))]),
+        )))
+        .await;
+    let url = moto
+        .sqs("GetQueueUrl", json!({"QueueName": ns}))
+        .await
+        .unwrap()["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for body in ["not json at all", "{\"v\": 99}"] {
+        moto.sqs("SendMessage", json!({"QueueUrl": url, "MessageBody": body}))
+            .await
+            .unwrap();
+    }
+    let _worker = stack.spawn_worker(&broker.worker_env()).await;
+    let good = stack
+        .write(json!({"namespace": ns, "payload": {"ok": true}}))
+        .await;
+    let redis = redis_client(&redis_url()).await;
+    let records = wait_dlq(&redis, &ns, 2).await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records.iter().all(|r| r["reason"] == "malformed"),
+        "{records:?}"
+    );
+    assert!(
+        sink.wait_until(Duration::from_secs(20), |r| !r.is_empty())
+            .await
+    );
+    assert_eq!(sink.delivered_on("/a")[0].message_id(), good);
+    // Deleted from the queue, not looped: nothing is left or in flight,
+    // and no third record appears after a visibility timeout.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let attrs = moto
+        .sqs(
+            "GetQueueAttributes",
+            json!({"QueueUrl": url, "AttributeNames": ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        attrs["Attributes"]["ApproximateNumberOfMessages"], "0",
+        "{attrs}"
+    );
+    assert_eq!(
+        attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"], "0",
+        "{attrs}"
+    );
+    assert_eq!(dlq_records(&redis, &ns).await.len(), 2);
+    delete_namespace_keys(&redis, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_undecodable_records_go_to_the_dlq_and_the_partition_keeps_flowing() {
+    use wal_backends::kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+    use wal_backends::kafka::rdkafka::ClientConfig;
+    let broker = Broker::start("kafka").await;
+    let Broker::Kafka(tansu) = &broker else {
+        unreachable!()
+    };
+    let sink = Sink::start().await;
+    let stack = Stack::start(&redis_url()).await;
+    let ns = random_name("be2e-kbad");
+    stack
+        .create_namespace(broker.place(namespace(
+            &ns,
+            1,
+            3,
+            json!([http_target("a", &sink.url("/a"))]),
+        )))
+        .await;
+    let raw: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", tansu.brokers())
+        .set("batch.num.messages", "1")
+        .create()
+        .unwrap();
+    for body in [&b"garbage"[..], &b"{\"v\":1}"[..]] {
+        raw.send(
+            FutureRecord::<str, [u8]>::to(&ns)
+                .partition(0)
+                .payload(body),
+            Duration::from_secs(3),
+        )
+        .await
+        .expect("raw send");
+    }
+    let _worker = stack.spawn_worker(&broker.worker_env()).await;
+    let good = stack
+        .write(json!({"namespace": ns, "payload": {"ok": true}}))
+        .await;
+    let redis = redis_client(&redis_url()).await;
+    let records = wait_dlq(&redis, &ns, 2).await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records.iter().all(|r| r["reason"] == "malformed"),
+        "{records:?}"
+    );
+    assert!(
+        sink.wait_until(Duration::from_secs(20), |r| !r.is_empty())
+            .await,
+        "the message after the undecodable records was not delivered"
+    );
+    assert_eq!(sink.delivered_on("/a")[0].message_id(), good);
+    delete_namespace_keys(&redis, &ns).await;
+}
+
 macro_rules! scenarios {
     ($module:ident, $kind:literal) => {
         mod $module {
@@ -412,6 +593,10 @@ macro_rules! scenarios {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_killed_worker_loses_nothing() {
                 super::a_killed_worker_loses_nothing($kind).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn slow_deliveries_keep_their_entries_invisible() {
+                super::slow_deliveries_keep_their_entries_invisible($kind).await
             }
         }
     };
