@@ -27,6 +27,10 @@ bench:
 bench-e2e:
     scripts/bench-e2e.sh
 
+# Backends compared: ingest at max rate, drain deliveries/s and write latency at 2,000/s for Redis Streams, Kafka (tansu) and SQS (moto) in one run.
+bench-backends:
+    scripts/bench-backends.sh
+
 # Format the code.
 fmt:
     cargo fmt --all

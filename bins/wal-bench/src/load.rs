@@ -15,6 +15,16 @@
 //! **Max rate**: every connection sends its next request as soon as the
 //! previous one is answered, until the duration or the message total is
 //! reached.
+//!
+//! **Cutoff** (optional, either mode): no request is sent later than this
+//! after the start. A fixed-rate run against a backend slower than the rate
+//! otherwise sends every planned request however late; with a cutoff the
+//! rest are reported as `unsent`.
+//!
+//! **Message ids** (optional): the ids of the accepted messages are kept
+//! (`LoadReport::ids`, not serialized), so a caller can check that every
+//! accepted message was delivered even when some writes had an unknown
+//! outcome.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +63,10 @@ pub struct LoadConfig {
     pub batch: u64,
     /// Timeout of one request.
     pub timeout: Duration,
+    /// Send no request later than this after the start (`None`: no cutoff).
+    pub cutoff: Option<Duration>,
+    /// Keep the id of every accepted message.
+    pub collect_ids: bool,
 }
 
 /// Outcome of a run (printed as JSON).
@@ -75,6 +89,8 @@ pub struct LoadReport {
     pub request_errors: u64,
     /// Messages sent.
     pub messages_sent: u64,
+    /// Planned messages that were not sent because of the cutoff.
+    pub unsent: u64,
     /// Messages the gateway accepted (each has a message id).
     pub accepted: u64,
     /// Messages refused or unanswered.
@@ -98,6 +114,9 @@ pub struct LoadReport {
     pub first_error: Option<String>,
     /// CPU seconds the load generator itself used.
     pub cpu_seconds: Option<f64>,
+    /// Ids of the accepted messages (only with `collect_ids`).
+    #[serde(skip)]
+    pub ids: Vec<String>,
 }
 
 /// What one connection saw.
@@ -112,6 +131,7 @@ struct ConnResult {
     lag_us: Vec<i64>,
     statuses: BTreeMap<u16, u64>,
     first_error: Option<String>,
+    ids: Vec<String>,
 }
 
 struct Plan {
@@ -120,6 +140,8 @@ struct Plan {
     url: String,
     start: Instant,
     deadline: Instant,
+    /// No request goes out at or after this instant (`None`: no cutoff).
+    cutoff: Option<Instant>,
     /// Requests to send in all (fixed rate, or max rate with a total).
     planned_requests: Option<u64>,
     /// Total messages, if bounded.
@@ -163,6 +185,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     let start = Instant::now();
     let plan = Arc::new(Plan {
         deadline: start + cfg.duration,
+        cutoff: cfg.cutoff.map(|c| start + c),
         client,
         url,
         start,
@@ -199,7 +222,10 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         if all.first_error.is_none() {
             all.first_error = r.first_error;
         }
+        all.ids.extend(r.ids);
     }
+    let unsent = total_messages.map_or(0, |t| t.saturating_sub(all.messages_sent));
+    let unsent = if cfg.cutoff.is_some() { unsent } else { 0 };
     let elapsed = start.elapsed().as_secs_f64();
     let schedule_lag = summarize_us(&mut all.lag_us);
     let late_requests = all.lag_us.iter().filter(|&&l| l > LATE_US).count() as u64;
@@ -220,6 +246,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         requests: all.requests,
         request_errors: all.request_errors,
         messages_sent: all.messages_sent,
+        unsent,
         accepted: all.accepted,
         failed: all.failed,
         elapsed_secs: elapsed,
@@ -231,6 +258,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         statuses: all.statuses,
         first_error: all.first_error,
         cpu_seconds: own_cpu_seconds(),
+        ids: all.ids,
     })
 }
 
@@ -242,6 +270,9 @@ async fn fixed_rate_connection(plan: &Plan, index: u64) -> ConnResult {
     let mut r = index;
     while r < planned {
         let due = plan.start + Duration::from_secs_f64(r as f64 * interval_s);
+        if plan.cutoff.is_some_and(|c| due >= c || Instant::now() >= c) {
+            break;
+        }
         tokio::time::sleep_until(due.into()).await;
         out.lag_us
             .push(Instant::now().saturating_duration_since(due).as_micros() as i64);
@@ -254,7 +285,8 @@ async fn fixed_rate_connection(plan: &Plan, index: u64) -> ConnResult {
 async fn max_rate_connection(plan: &Plan) -> ConnResult {
     let mut out = ConnResult::default();
     loop {
-        if Instant::now() >= plan.deadline {
+        let now = Instant::now();
+        if now >= plan.deadline || plan.cutoff.is_some_and(|c| now >= c) {
             break;
         }
         let r = plan.next.fetch_add(1, Ordering::Relaxed);
@@ -314,6 +346,14 @@ async fn send(plan: &Plan, r: u64, out: &mut ConnResult) {
             return;
         }
     };
+    if matches!(status, 200..=202 | 207) {
+        collect_ids(
+            &body,
+            plan.cfg.batch > 1,
+            plan.cfg.collect_ids,
+            &mut out.ids,
+        );
+    }
     match status {
         // Every message recorded.
         200..=202 => out.accepted += count,
@@ -348,5 +388,53 @@ async fn send(plan: &Plan, r: u64, out: &mut ConnResult) {
                 )
             });
         }
+    }
+}
+
+/// Appends the message ids of a write answer (`messageId`, or each
+/// `results[i].messageId` of a batch answer) to `ids`, when `wanted`.
+fn collect_ids(body: &[u8], batch: bool, wanted: bool, ids: &mut Vec<String>) {
+    if !wanted {
+        return;
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    let id_of = |item: &serde_json::Value| {
+        item.get("messageId")
+            .and_then(|i| i.as_str())
+            .map(str::to_owned)
+    };
+    if batch {
+        if let Some(items) = v.get("results").and_then(|r| r.as_array()) {
+            ids.extend(items.iter().filter_map(id_of));
+        }
+    } else {
+        ids.extend(id_of(&v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_of_single_and_batch_answers() {
+        let mut ids = Vec::new();
+        collect_ids(
+            br#"{"durable":"TRUE","messageId":"A1"}"#,
+            false,
+            true,
+            &mut ids,
+        );
+        collect_ids(
+            br#"{"results":[{"messageId":"B1"},{"error":{"code":"X"}},{"messageId":"B3"}]}"#,
+            true,
+            true,
+            &mut ids,
+        );
+        collect_ids(br#"{"messageId":"C1"}"#, false, false, &mut ids);
+        collect_ids(b"not json", false, true, &mut ids);
+        assert_eq!(ids, ["A1", "B1", "B3"]);
     }
 }

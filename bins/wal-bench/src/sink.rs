@@ -18,8 +18,9 @@
 //!   `dueAtMs` = `createdAtMs`).
 //!
 //! `GET /count` answers the counters (cheap, for polling); `GET /stats`
-//! adds the distributions and receive-rate figures; `POST /reset` forgets
-//! everything.
+//! adds the distributions and receive-rate figures; `GET /ids` lists the
+//! distinct message ids received, one per line (for a loss check against
+//! the ids the load generator was given); `POST /reset` forgets everything.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -113,15 +114,28 @@ pub struct Stats {
     pub lateness: Summary,
 }
 
+/// Crockford base32, the ULID alphabet.
+const ULID_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// The 26-character ULID of `v` (the inverse of [`id_key`] for ULIDs).
+fn ulid_text(v: u128) -> String {
+    (0..26)
+        .rev()
+        .map(|i| ULID_ALPHABET[((v >> (5 * i)) & 0x1f) as usize] as char)
+        .collect()
+}
+
 /// A message id as a map key: a ULID decoded to its 128 bits, anything
 /// else hashed.
 fn id_key(id: &[u8]) -> u128 {
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     if id.len() == 26 {
         let mut v: u128 = 0;
         let mut ok = true;
         for &c in id {
-            match ALPHABET.iter().position(|&a| a == c.to_ascii_uppercase()) {
+            match ULID_ALPHABET
+                .iter()
+                .position(|&a| a == c.to_ascii_uppercase())
+            {
                 Some(d) => v = (v << 5) | d as u128,
                 None => {
                     ok = false;
@@ -243,6 +257,18 @@ impl Sink {
         }
     }
 
+    /// The distinct message ids received, as ULID text, one per line (ids
+    /// that were not ULIDs are listed by their hash and match nothing).
+    pub fn ids_text(&self) -> String {
+        let r = self.lock();
+        let mut out = String::with_capacity(r.ids.len() * 27);
+        for &id in &r.ids {
+            out.push_str(&ulid_text(id));
+            out.push('\n');
+        }
+        out
+    }
+
     /// Forgets everything recorded.
     pub fn reset(&self) {
         *self.lock() = Recorder::default();
@@ -253,6 +279,7 @@ impl Sink {
         Router::new()
             .route("/count", get(count_handler))
             .route("/stats", get(stats_handler))
+            .route("/ids", get(ids_handler))
             .route("/reset", post(reset_handler))
             .fallback(deliver_handler)
             .with_state(self)
@@ -271,6 +298,10 @@ async fn count_handler(State(sink): State<Sink>) -> Json<Counts> {
 
 async fn stats_handler(State(sink): State<Sink>) -> Json<Stats> {
     Json(sink.stats())
+}
+
+async fn ids_handler(State(sink): State<Sink>) -> String {
+    sink.ids_text()
 }
 
 async fn reset_handler(State(sink): State<Sink>) -> StatusCode {
@@ -297,6 +328,13 @@ mod tests {
         );
         assert_eq!(id_key(b"abc"), id_key(b"abc"));
         assert_ne!(id_key(b"abc"), id_key(b"abd"));
+        let id = "01JDQ6Z3M7F0000000000000AB";
+        assert_eq!(ulid_text(id_key(id.as_bytes())), id);
+        assert_eq!(
+            ulid_text(id_key(b"01jdq6z3m7f0000000000000ab")),
+            id,
+            "lower case reads the same"
+        );
     }
 
     #[test]

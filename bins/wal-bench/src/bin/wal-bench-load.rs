@@ -51,6 +51,13 @@ struct Args {
     /// Runtime worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Send no request later than this many seconds after the start (a
+    /// fixed-rate run otherwise sends every planned request, however late).
+    #[arg(long)]
+    cutoff: Option<f64>,
+    /// Write the id of every accepted message to this file, one per line.
+    #[arg(long)]
+    ids_out: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,12 +76,18 @@ fn main() -> anyhow::Result<()> {
         connections: args.connections,
         batch: args.batch,
         timeout: Duration::from_secs_f64(args.timeout.max(0.001)),
+        cutoff: args.cutoff.map(|c| Duration::from_secs_f64(c.max(0.0))),
+        collect_ids: args.ids_out.is_some(),
     };
     let report = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
         .enable_all()
         .build()?
         .block_on(run(cfg))?;
+    if let Some(path) = &args.ids_out {
+        let text: String = report.ids.iter().map(|id| format!("{id}\n")).collect();
+        std::fs::write(path, text)?;
+    }
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
