@@ -10,6 +10,7 @@
 //! | `failing_twice_then_succeeding_takes_three_attempts` | attempts 1, 2, 3 after the policy backoff |
 //! | `exhausted_retries_go_to_the_dlq_and_a_requeue_delivers` | DLQ record with reason, attempts and history; requeue after the fix delivers once |
 //! | `a_killed_worker_loses_nothing` | `kill -9` mid-batch of 300; a second worker delivers every message |
+//! | `an_idempotency_key_publishes_once` | the same `Idempotency-Key` twice (and concurrently ×5): one message id, `duplicate: true` on the others, one delivery |
 //! | `slow_deliveries_keep_their_entries_invisible` | entries waiting 6 s for a one-at-a-time target, with a 3 s visibility timeout, are each delivered once (the heartbeat extends their visibility) |
 //!
 //! And per backend: undecodable records written straight into a Kafka topic
@@ -395,6 +396,61 @@ async fn a_killed_worker_loses_nothing(kind: &str) {
     delete_namespace_keys(&redis_client(&redis_url()).await, &ns).await;
 }
 
+async fn an_idempotency_key_publishes_once(kind: &str) {
+    let broker = Broker::start(kind).await;
+    let sink = Sink::start().await;
+    let stack = Stack::start(&redis_url()).await;
+    let ns = random_name("be2e-idem");
+    stack
+        .create_namespace(broker.place(namespace(
+            &ns,
+            2,
+            3,
+            json!([http_target("a", &sink.url("/a"))]),
+        )))
+        .await;
+    let _worker = stack.spawn_worker(&broker.worker_env()).await;
+    let write = |key: &'static str| {
+        let req = stack
+            .client
+            .post(stack.url("/api/v1/wal/write"))
+            .header("x-api-key", wal_tests::gateway::WRITE_KEY)
+            .header("idempotency-key", key)
+            .json(&json!({"namespace": ns, "payload": {"key": key}}));
+        async move {
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 202);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let first = write("order-1").await;
+    let again = write("order-1").await;
+    assert_eq!(first["duplicate"], false, "{first}");
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["messageId"], first["messageId"]);
+    // Concurrent writes with one new key: exactly one is published.
+    let answers = futures_util::future::join_all((0..5).map(|_| write("order-2"))).await;
+    let published: Vec<&Value> = answers.iter().filter(|a| a["duplicate"] == false).collect();
+    assert_eq!(published.len(), 1, "{kind}: {answers:?}");
+    let ids: HashSet<&str> = answers
+        .iter()
+        .map(|a| a["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "{kind}: every answer names the one message");
+    assert!(
+        sink.wait_until(Duration::from_secs(20), |r| r.len() >= 2)
+            .await,
+        "{kind}: not delivered"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        sink.delivered_on("/a").len(),
+        2,
+        "{kind}: one delivery per key"
+    );
+    delete_namespace_keys(&redis_client(&redis_url()).await, &ns).await;
+}
+
 async fn slow_deliveries_keep_their_entries_invisible(kind: &str) {
     let broker = Broker::start(kind).await;
     let sink = Sink::start().await;
@@ -593,6 +649,10 @@ macro_rules! scenarios {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_killed_worker_loses_nothing() {
                 super::a_killed_worker_loses_nothing($kind).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn an_idempotency_key_publishes_once() {
+                super::an_idempotency_key_publishes_once($kind).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn slow_deliveries_keep_their_entries_invisible() {
