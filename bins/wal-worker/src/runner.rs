@@ -116,8 +116,6 @@ pub struct NamespaceRunner {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     version: i64,
-    partitions: u32,
-    backend: wal_namespace::BackendKind,
 }
 
 impl NamespaceRunner {
@@ -163,8 +161,6 @@ impl NamespaceRunner {
             stop,
             tasks,
             version: ns.version,
-            partitions,
-            backend: ns.backend,
         })
     }
 
@@ -173,17 +169,12 @@ impl NamespaceRunner {
         self.version
     }
 
-    /// Partitions this runner reads.
-    pub fn partitions(&self) -> u32 {
-        self.partitions
-    }
-
     /// Whether a new configuration can be taken without reopening the
     /// sources: same partition count, backend and backend settings.
     pub fn can_reconfigure(&self, ns: &Namespace) -> bool {
         let current = self.ctx.namespace.load();
-        self.partitions == ns.shard_config.partition_count.max(1)
-            && self.backend == ns.backend
+        current.shard_config.partition_count == ns.shard_config.partition_count
+            && current.backend == ns.backend
             && current.topic_name == ns.topic_name
             && current.backend_config == ns.backend_config
     }

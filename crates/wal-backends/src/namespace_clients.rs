@@ -59,11 +59,11 @@ pub fn sqs_client(ns: &Namespace) -> Result<(crate::sqs::SqsClientConfig, String
 /// namespace's partition count) or its queue when missing; refuses a topic
 /// with fewer partitions than the namespace routes to. Nothing to do for
 /// Redis Streams (streams appear with their first entry).
+#[cfg_attr(not(feature = "kafka"), allow(unused_variables))]
 pub async fn provision(
     ns: &wal_namespace::Namespace,
     kafka_timeout: std::time::Duration,
 ) -> Result<(), wal_core::backend::BackendError> {
-    let _ = kafka_timeout;
     match ns.backend {
         wal_namespace::BackendKind::RedisStreams => Ok(()),
         #[cfg(feature = "kafka")]
