@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use wal_core::backend::Retention;
 use wal_core::validate::FieldErrors;
 
-use crate::spec::{BackendKind, RetentionSpec};
 use crate::targets::{is_valid_env_name, SecretRef};
 
 /// Retention when `backendConfig.retention` is absent: about this many entries per partition.
@@ -44,6 +43,79 @@ pub const MAX_REPLICATION_FACTOR: u16 = 16;
 pub const DEFAULT_SQS_REGION: &str = "us-east-1";
 /// Longest SQS queue name.
 pub const MAX_SQS_QUEUE_NAME: usize = 80;
+
+/// The log backend of a namespace.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// Redis Streams (the default).
+    #[default]
+    RedisStreams,
+    /// Apache Kafka (rdkafka).
+    Kafka,
+    /// Amazon SQS or an SQS-compatible endpoint (aws-sdk-sqs).
+    Sqs,
+}
+
+impl BackendKind {
+    /// The wire (and stored) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::RedisStreams => "redis_streams",
+            BackendKind::Kafka => "kafka",
+            BackendKind::Sqs => "sqs",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "redis_streams" => Some(BackendKind::RedisStreams),
+            "kafka" => Some(BackendKind::Kafka),
+            "sqs" => Some(BackendKind::Sqs),
+            _ => None,
+        }
+    }
+}
+
+/// `backendConfig.retention`: exactly one of `maxLen` or `maxAgeSeconds`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetentionSpec {
+    /// Keep about this many entries per partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<u64>,
+    /// Keep entries younger than this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_seconds: Option<u64>,
+}
+
+impl RetentionSpec {
+    /// The retention this describes, if exactly one of the two is set.
+    pub fn to_retention(&self) -> Option<Retention> {
+        match (self.max_len, self.max_age_seconds) {
+            (Some(n), None) => Some(Retention::MaxLen(n)),
+            (None, Some(s)) => Some(Retention::MaxAge(std::time::Duration::from_secs(s))),
+            _ => None,
+        }
+    }
+
+    /// The wire form of a retention.
+    pub fn from_retention(r: Retention) -> Self {
+        match r {
+            Retention::MaxLen(n) => Self {
+                max_len: Some(n),
+                max_age_seconds: None,
+            },
+            Retention::MaxAge(d) => Self {
+                max_len: None,
+                max_age_seconds: Some(d.as_secs()),
+            },
+        }
+    }
+}
 
 /// `backendConfig`: settings of the log backend (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -8,7 +8,9 @@
 //! ## Layout
 //!
 //! * [`spec`] — the wire model [`NamespaceSpec`] (camelCase, unknown fields
-//!   rejected, documented defaults), [`parse_spec`] and validation.
+//!   rejected, documented defaults) and [`parse_spec`].
+//! * [`backend_config`] — `backendConfig` and the backend kinds.
+//! * [`validate`] — [`NamespaceSpec::validate`]: wire spec → [`Namespace`].
 //! * [`targets`] — delivery targets: wire form and typed, validated form.
 //! * [`model`] — the validated [`Namespace`] and the admin view [`NamespaceView`].
 //! * [`api_key`] — API keys as SHA-256 hashes, compared in constant time.
@@ -43,6 +45,7 @@ pub mod model;
 pub mod spec;
 pub mod store;
 pub mod targets;
+pub mod validate;
 
 pub use api_key::{actor_for_admin_key, any_matches, ApiKeyHash};
 pub use cache::{NamespaceCache, Snapshot, DEFAULT_REFRESH_INTERVAL};
