@@ -1,7 +1,10 @@
 //! # wal-backends
 //!
-//! Implementations of the log traits of [`wal_core::backend`]: a producer the
-//! gateway appends with, and a consumer the worker reads with. Each backend
+//! The logs, and only the logs: implementations of the traits of
+//! [`wal_core::backend`] — a producer the gateway appends with, and a
+//! consumer the worker reads with. The service's own bookkeeping (schedule,
+//! DLQ, status and idempotency records), which serves every backend alike,
+//! is `wal-state`'s. Each backend
 //! lives in its own folder of the same shape (`mod.rs` connection and config,
 //! `producer.rs`, `consumer.rs`) behind its own Cargo feature, so a crate
 //! that does not need a client library does not compile it.

@@ -108,7 +108,7 @@ impl RedisConnection {
             .with_options(&self.command_options())
             .ping::<()>(None)
             .await
-            .map_err(super::backend_error)
+            .map_err(crate::backend_error)
     }
 
     /// Closes every connection.

@@ -4,14 +4,16 @@
 //! only if the claim is new, and the claim is withdrawn when the publish
 //! fails, so that the client's retry publishes again.
 //!
-//! The Redis Streams producer does not need this: its `append_once` script
-//! claims and appends atomically.
+//! The Redis Streams producer (`wal-backends`) does not need this: its
+//! `append_once` script claims and appends atomically.
 //!
 //! Trade-off (recorded in ARCHITECTURE.md): between a claim and its
 //! withdrawal, a concurrent write with the same key is told `Duplicate` of a
 //! message that may end up not published; a publish whose outcome is
 //! `UNKNOWN` also withdraws the claim, so a retry may publish a second copy
 //! (delivered at least once, each copy with its own message id).
+
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use fred::prelude::*;
@@ -22,7 +24,10 @@ use wal_core::backend::{
 use wal_core::keys::NamespaceKeys;
 use wal_core::MessageId;
 
-use super::connection::RedisConnection;
+use wal_redis::{LuaScript, RedisConnection};
+
+static WITHDRAW: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/idempotency_withdraw.lua")));
 
 /// Wraps a [`LogProducer`] with Redis-held idempotency keys.
 pub struct RedisIdempotency<P> {
@@ -116,11 +121,10 @@ impl<P: LogProducer> RedisIdempotency<P> {
             return;
         };
         let keys = NamespaceKeys::new(&settings.namespace);
-        // Only our own claim: compare the message id before deleting.
-        let script = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+        // Only our own claim: the script compares the message id before deleting.
         for (key, id) in failed {
-            let r: Result<i64, _> = client
-                .eval(script, vec![keys.idempotency(&key)], vec![id])
+            let r = WITHDRAW
+                .call(client, vec![keys.idempotency(&key).into()], vec![id.into()])
                 .await;
             if let Err(e) = r {
                 tracing::warn!(error = %e, "could not withdraw an idempotency claim; a retry with this key answers duplicate until it expires");

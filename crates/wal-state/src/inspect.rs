@@ -1,24 +1,25 @@
-//! Read-only views of a namespace's live Redis data, for the gateway's
-//! status endpoints: [`inspect_namespace`] (queues of one namespace) and
-//! [`find_message_status`] (where one message stands).
+//! A read-only view of a namespace's live Redis data, for the gateway's
+//! namespace status endpoint: [`inspect_namespace`] — its partition streams
+//! and consumer group, delayed and retry sets, and DLQ.
 //!
-//! Both send everything they need as one pipeline (one round trip), and read
+//! It sends everything it needs as one pipeline (one round trip), and reads
 //! each reply on its own: a missing stream or consumer group is reported as
-//! such, never as a failure of the whole view.
+//! such, never as a failure of the whole view. (Where one message stands is
+//! [`crate::status::find_message_status`].)
 //!
 //! Nothing here writes.
 
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fred::error::Error;
 use fred::prelude::*;
 use fred::types::Value;
 use wal_core::backend::BackendError;
-use wal_core::delivery::{TargetStatus, STATUS_TARGET_FIELD_PREFIX};
 use wal_core::keys::{NamespaceKeys, CONSUMER_GROUP};
 
-use super::{backend_error, connection::RedisConnection};
+use wal_redis::{backend_error, RedisConnection};
+
+use crate::reply::pairs;
 
 /// The worker consumer group on one partition stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -76,20 +77,6 @@ pub struct NamespaceQueues {
     pub dlq_messages: u64,
 }
 
-/// The status record of a message, as found in Redis.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MessageStatusRecord {
-    /// The namespace it was found in.
-    pub namespace: String,
-    /// `createdAtMs` of the record, if set.
-    pub created_at_ms: Option<u64>,
-    /// Target identifier → its status (fields that do not parse are skipped
-    /// with a warning).
-    pub targets: BTreeMap<String, TargetStatus>,
-    /// The message's DLQ entry ids (from the DLQ index), oldest first.
-    pub dlq_entry_ids: Vec<String>,
-}
-
 /// The milliseconds part of a stream id.
 fn id_ms(id: &str) -> Option<u64> {
     id.split('-').next()?.parse().ok()
@@ -100,19 +87,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// Reads `[k, v, k, v, …]` (or a map) into name → value.
-fn pairs(v: Value) -> BTreeMap<String, Value> {
-    let flat = v.into_array();
-    let mut out = BTreeMap::new();
-    let mut it = flat.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        if let Some(k) = k.as_string() {
-            out.insert(k, v);
-        }
-    }
-    out
 }
 
 /// Whether an error reply means "nothing there" (no stream, no group).
@@ -270,82 +244,6 @@ pub async fn inspect_namespace(
         dlq_length,
         dlq_messages,
     })
-}
-
-/// Looks for the status record of `message_id` in each of `namespaces` (one
-/// pipeline: `HGETALL` of the status hash and `HGET` of the DLQ index slot
-/// per namespace) and returns the first found.
-pub async fn find_message_status(
-    conn: &RedisConnection,
-    namespaces: &[String],
-    message_id: &str,
-) -> Result<Option<MessageStatusRecord>, BackendError> {
-    if namespaces.is_empty() {
-        return Ok(None);
-    }
-    let client = conn.connected_client()?;
-    let pipeline = client.pipeline();
-    for ns in namespaces {
-        let keys = NamespaceKeys::new(ns);
-        let queued: Result<(), Error> = async {
-            pipeline
-                .custom::<(), Value>(fred::cmd!("HGETALL"), vec![keys.status(message_id).into()])
-                .await?;
-            pipeline
-                .custom::<(), Value>(
-                    fred::cmd!("HGET"),
-                    vec![keys.dlq_index().into(), message_id.into()],
-                )
-                .await
-        }
-        .await;
-        if let Err(e) = queued {
-            tracing::error!(error = %e, "could not queue a command in the pipeline");
-        }
-    }
-    let replies = pipeline.try_all::<Value>().await;
-    let mut replies = replies.into_iter();
-    for ns in namespaces {
-        let (Some(hash), Some(slot)) = (replies.next(), replies.next()) else {
-            return Err(BackendError::Other("missing pipeline reply".into()));
-        };
-        let fields = pairs(hash.map_err(backend_error)?);
-        if fields.is_empty() {
-            continue;
-        }
-        let mut targets = BTreeMap::new();
-        let mut created_at_ms = None;
-        for (name, value) in fields {
-            if name == "createdAtMs" {
-                created_at_ms = value.as_string().and_then(|s| s.parse().ok());
-            } else if let Some(target) = name.strip_prefix(STATUS_TARGET_FIELD_PREFIX) {
-                let parsed = value.as_bytes().map(serde_json::from_slice::<TargetStatus>);
-                match parsed {
-                    Some(Ok(status)) => {
-                        targets.insert(target.to_string(), status);
-                    }
-                    _ => tracing::warn!(
-                        namespace = %ns,
-                        message_id,
-                        field = %name,
-                        "unreadable target status field; skipped"
-                    ),
-                }
-            }
-        }
-        let dlq_entry_ids = slot
-            .map_err(backend_error)?
-            .as_string()
-            .map(|s| s.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default();
-        return Ok(Some(MessageStatusRecord {
-            namespace: ns.clone(),
-            created_at_ms,
-            targets,
-            dlq_entry_ids,
-        }));
-    }
-    Ok(None)
 }
 
 /// Milliseconds since `then_ms`, zero if it is in the future.

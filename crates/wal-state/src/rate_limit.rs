@@ -1,6 +1,9 @@
-//! Per-namespace rate limits that hold across every gateway instance: the
-//! state is a pair of token buckets in Redis, updated by one Lua script
-//! (atomic, clocked by the Redis server).
+//! Rate limits that hold across every gateway instance, kept in Redis and
+//! updated by one Lua script each (atomic, clocked by the Redis server).
+//!
+//! ## Per-namespace write limits: [`RateLimiter`] (`rate_limit.lua`)
+//!
+//! The state is a pair of token buckets in `wal:{ns}:rl`:
 //!
 //! * minute bucket: capacity `burstLimit` (default `requestsPerMinute`),
 //!   refilled at `requestsPerMinute / 60` per second;
@@ -10,16 +13,25 @@
 //! token per message), and then takes it from each. When Redis cannot be
 //! asked, the request is admitted (fail open) and a warning is logged: the
 //! append itself will then fail with 503 anyway.
+//!
+//! ## Fixed windows: [`take_window_permit`] (`fixed_window.lua`)
+//!
+//! A counter that admits `n` calls per window, e.g. requeue-by-filter calls
+//! per namespace ([`crate::DlqStore::take_requeue_permit`]).
 
 use std::time::Duration;
 
-use fred::prelude::*;
-use fred::types::scripts::Script;
-use fred::types::Value;
-use wal_backends::redis_streams::RedisConnection;
-use wal_core::keys::NamespaceKeys;
+use std::sync::LazyLock;
 
-const RATE_LIMIT_LUA: &str = include_str!("scripts/rate_limit.lua");
+use fred::prelude::*;
+use fred::types::Value;
+use wal_core::keys::NamespaceKeys;
+use wal_redis::{LuaScript, RedisConnection};
+
+static RATE_LIMIT: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/rate_limit.lua")));
+static WINDOW: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(include_str!("scripts/fixed_window.lua")));
 
 /// A namespace's limits, in requests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,16 +80,12 @@ pub enum Admission {
 #[derive(Clone)]
 pub struct RateLimiter {
     conn: RedisConnection,
-    script: Script,
 }
 
 impl RateLimiter {
     /// A limiter keeping its state in `conn`'s Redis.
     pub fn new(conn: RedisConnection) -> Self {
-        Self {
-            conn,
-            script: Script::from_lua(RATE_LIMIT_LUA),
-        }
+        Self { conn }
     }
 
     /// Takes `cost` tokens for namespace `ns` or says how long to wait.
@@ -105,26 +113,7 @@ impl RateLimiter {
         let reply: Result<Value, fred::error::Error> = match self.conn.connected_client() {
             Ok(client) => {
                 let client = client.with_options(&self.conn.command_options());
-                let mut sha_args: Vec<Value> = vec![
-                    self.script.sha1().clone().into(),
-                    1.into(),
-                    key.clone().into(),
-                ];
-                sha_args.extend(args.iter().cloned());
-                match client
-                    .custom::<Value, Value>(fred::cmd!("EVALSHA"), sha_args)
-                    .await
-                {
-                    Err(e) if e.details().starts_with("NOSCRIPT") => {
-                        let mut eval_args: Vec<Value> =
-                            vec![RATE_LIMIT_LUA.into(), 1.into(), key.clone().into()];
-                        eval_args.extend(args);
-                        client
-                            .custom::<Value, Value>(fred::cmd!("EVAL"), eval_args)
-                            .await
-                    }
-                    other => other,
-                }
+                RATE_LIMIT.call(&client, vec![key.into()], args).await
             }
             Err(e) => Err(fred::error::Error::new(
                 fred::error::ErrorKind::IO,
@@ -147,6 +136,54 @@ impl RateLimiter {
                 Admission::Admitted
             }
         }
+    }
+}
+
+/// Answer of a fixed window ([`take_window_permit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permit {
+    /// Go ahead.
+    Granted,
+    /// Refused; the window ends after this long.
+    Refused(Duration),
+}
+
+/// Why a fixed window could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RateLimitError {
+    /// Redis could not be asked, or answered with an error.
+    #[error(transparent)]
+    Redis(#[from] fred::error::Error),
+    /// Redis answered something this code does not understand.
+    #[error("unexpected reply from Redis: {0}")]
+    UnexpectedReply(String),
+}
+
+/// Takes one call from the fixed window counted at `key`: `per_window`
+/// calls per `window`, shared by everyone who uses the key.
+pub async fn take_window_permit(
+    client: &Client,
+    key: String,
+    per_window: u32,
+    window: Duration,
+) -> Result<Permit, RateLimitError> {
+    let reply = WINDOW
+        .call(
+            client,
+            vec![key.into()],
+            vec![
+                per_window.to_string().into(),
+                window.as_millis().max(1).to_string().into(),
+            ],
+        )
+        .await?;
+    match &reply {
+        Value::Array(v) if v.len() == 2 => match (v[0].as_i64(), v[1].as_i64()) {
+            (Some(1), _) => Ok(Permit::Granted),
+            (Some(0), Some(wait)) => Ok(Permit::Refused(Duration::from_millis(wait.max(1) as u64))),
+            _ => Err(RateLimitError::UnexpectedReply(format!("{reply:?}"))),
+        },
+        _ => Err(RateLimitError::UnexpectedReply(format!("{reply:?}"))),
     }
 }
 

@@ -23,7 +23,7 @@ use wal_core::backend::{
 };
 use wal_core::keys::{NamespaceKeys, CONSUMER_GROUP};
 
-use super::{backend_error, connection::RedisConnection};
+use wal_redis::{backend_error, RedisConnection};
 
 /// A member of the worker consumer group on some partitions of one namespace.
 pub struct RedisStreamConsumer {

@@ -1,4 +1,7 @@
-//! Redis Streams backend (fred).
+//! Redis Streams backend (fred): the log itself — appending to and reading
+//! from a namespace's partition streams. The connection pool and the Lua
+//! helper are `wal-redis`'s; the service's own records (schedule, DLQ,
+//! status, idempotency for other backends) are `wal-state`'s.
 //!
 //! ## Layout
 //!
@@ -26,30 +29,8 @@
 //! entries whether or not the group has read them: size retention above the
 //! consumer's worst backlog.
 
-mod connection;
 mod consumer;
-pub mod dlq;
-mod idempotency;
-pub mod inspect;
 mod producer;
-mod schedule;
 
-pub use connection::{RedisConnection, RedisConnectionConfig};
 pub use consumer::RedisStreamConsumer;
-pub use dlq::{DlqError, DlqStore};
-pub use idempotency::RedisIdempotency;
 pub use producer::RedisStreamProducer;
-pub use schedule::{schedule_member, Activated, RedisSchedule, ScheduleSet, SettleOp, Settlement};
-
-use fred::error::{Error, ErrorKind};
-use wal_core::backend::BackendError;
-
-/// Maps a fred error to the backend-neutral error type.
-fn backend_error(e: Error) -> BackendError {
-    match e.kind() {
-        ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Timeout | ErrorKind::Backpressure => {
-            BackendError::Unavailable(e.to_string())
-        }
-        _ => BackendError::Other(e.to_string()),
-    }
-}

@@ -8,25 +8,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use fred::error::{Error, ErrorKind};
 use fred::prelude::*;
-use fred::types::scripts::Script;
-use fred::types::streams::{XCap, XCapTrim};
 use fred::types::Value;
 use wal_core::backend::{
     BackendError, LogProducer, LogSettings, OutgoingMessage, PublishError, PublishOutcome,
-    Retention,
 };
 use wal_core::keys::NamespaceKeys;
 use wal_core::{Durability, MessageId};
 
-use super::connection::RedisConnection;
-
-const APPEND_ONCE_LUA: &str = include_str!("scripts/append_once.lua");
+use wal_redis::{run_pipeline, trim_args, Command, LuaScript, RedisConnection};
 
 /// The Redis Streams [`LogProducer`].
 #[derive(Clone)]
 pub struct RedisStreamProducer {
     conn: RedisConnection,
-    append_once: Script,
+    append_once: LuaScript,
 }
 
 impl RedisStreamProducer {
@@ -34,24 +29,13 @@ impl RedisStreamProducer {
     pub fn new(conn: RedisConnection) -> Self {
         Self {
             conn,
-            append_once: Script::from_lua(APPEND_ONCE_LUA),
+            append_once: LuaScript::new(include_str!("scripts/append_once.lua")),
         }
     }
 
     /// The connection this producer appends through.
     pub fn connection(&self) -> &RedisConnection {
         &self.conn
-    }
-}
-
-/// `MAXLEN ~ n` or `MINID ~ <now - age>-0`.
-pub(super) fn trim_args(retention: Retention, now_ms: u64) -> (&'static str, String) {
-    match retention {
-        Retention::MaxLen(n) => ("MAXLEN", n.to_string()),
-        Retention::MaxAge(age) => {
-            let min = now_ms.saturating_sub(age.as_millis() as u64);
-            ("MINID", format!("{min}-0"))
-        }
     }
 }
 
@@ -73,10 +57,6 @@ fn publish_error(e: &Error) -> PublishError {
         ErrorKind::Backpressure => PublishError::Unavailable(e.to_string()),
         _ => PublishError::Rejected(e.to_string()),
     }
-}
-
-fn is_noscript(e: &Error) -> bool {
-    e.details().starts_with("NOSCRIPT")
 }
 
 /// Reads the reply of `append_once`: `{1, entry id}` or `{0, first id}`.
@@ -105,68 +85,53 @@ fn script_outcome(v: Value) -> PublishOutcome {
 }
 
 impl RedisStreamProducer {
+    /// One command per message, in one pipeline: `XADD` (trimming as the
+    /// namespace's retention says), or `append_once.lua` with a key.
     async fn append_pipeline(
         &self,
         client: &Client,
         settings: &LogSettings,
         batch: &[OutgoingMessage],
-        use_sha: bool,
     ) -> Vec<Result<Value, Error>> {
         let keys = NamespaceKeys::new(&settings.namespace);
         let (cap_kind, threshold) = trim_args(settings.retention, now_ms());
         let dedup_ms = settings.dedup_window.as_millis().max(1).to_string();
-        let pipeline = client.pipeline();
-        for msg in batch {
-            let stream = keys.stream(msg.envelope.partition);
-            let id = msg.envelope.id.to_string();
-            let body = msg.envelope.encode();
-            let queued: Result<(), Error> = match &msg.idempotency_key {
-                None => {
-                    let cap = XCap::try_from((cap_kind, XCapTrim::AlmostExact, threshold.as_str()));
-                    match cap {
-                        Ok(cap) => {
-                            pipeline
-                                .xadd::<(), _, _, _, _>(
-                                    stream,
-                                    false,
-                                    cap,
-                                    "*",
-                                    vec![("id", id.into_bytes()), ("env", body)],
-                                )
-                                .await
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                Some(key) => {
-                    // EVALSHA/EVAL as raw commands: fred's pipeline has no Lua interface.
-                    let (cmd, script): (_, Value) = if use_sha {
-                        (
-                            fred::cmd!("EVALSHA"),
-                            self.append_once.sha1().clone().into(),
-                        )
-                    } else {
-                        (fred::cmd!("EVAL"), APPEND_ONCE_LUA.into())
-                    };
-                    let args: Vec<Value> = vec![
-                        script,
-                        2.into(),
-                        stream.into(),
-                        keys.idempotency(key).into(),
-                        cap_kind.into(),
-                        threshold.as_str().into(),
-                        id.into(),
-                        Value::Bytes(body.into()),
-                        dedup_ms.as_str().into(),
-                    ];
-                    pipeline.custom::<(), Value>(cmd, args).await
-                }
-            };
-            if let Err(e) = queued {
-                tracing::error!(error = %e, "could not queue a command in the pipeline");
-            }
-        }
-        pipeline.try_all::<Value>().await
+        let items = batch
+            .iter()
+            .map(|msg| {
+                let stream = keys.stream(msg.envelope.partition);
+                let id = msg.envelope.id.to_string();
+                let body = Value::Bytes(msg.envelope.encode().into());
+                vec![match &msg.idempotency_key {
+                    None => Command::plain(
+                        "XADD",
+                        vec![
+                            stream.into(),
+                            cap_kind.into(),
+                            "~".into(),
+                            threshold.as_str().into(),
+                            "*".into(),
+                            "id".into(),
+                            id.into(),
+                            "env".into(),
+                            body,
+                        ],
+                    ),
+                    Some(key) => Command::script(
+                        &self.append_once,
+                        vec![stream.into(), keys.idempotency(key).into()],
+                        vec![
+                            cap_kind.into(),
+                            threshold.as_str().into(),
+                            id.into(),
+                            body,
+                            dedup_ms.as_str().into(),
+                        ],
+                    ),
+                }]
+            })
+            .collect();
+        run_pipeline(client, items).await
     }
 
     /// Sends `WAIT n timeout` on `client`'s connection: `Unknown` unless
@@ -225,26 +190,24 @@ impl LogProducer for RedisStreamProducer {
             }
         };
         let overall = self.conn.command_timeout() + Duration::from_millis(500);
-        let replies = match tokio::time::timeout(
-            overall,
-            self.append_pipeline(client, settings, &batch, true),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => {
-                let err = PublishError::Timeout("no reply from Redis in time".into());
-                return batch
-                    .iter()
-                    .map(|_| PublishOutcome::Failed(err.clone()))
-                    .collect();
-            }
-        };
+        let replies =
+            match tokio::time::timeout(overall, self.append_pipeline(client, settings, &batch))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    let err = PublishError::Timeout("no reply from Redis in time".into());
+                    return batch
+                        .iter()
+                        .map(|_| PublishOutcome::Failed(err.clone()))
+                        .collect();
+                }
+            };
 
-        let mut outcomes: Vec<PublishOutcome> = Vec::with_capacity(batch.len());
-        let mut reload: Vec<usize> = Vec::new();
-        for (i, (msg, reply)) in batch.iter().zip(replies).enumerate() {
-            let outcome = match reply {
+        let mut outcomes: Vec<PublishOutcome> = batch
+            .iter()
+            .zip(replies)
+            .map(|(msg, reply)| match reply {
                 Ok(v) if msg.idempotency_key.is_some() => script_outcome(v),
                 Ok(v) => match v.as_string() {
                     Some(entry) => PublishOutcome::Appended {
@@ -255,26 +218,9 @@ impl LogProducer for RedisStreamProducer {
                         "unexpected XADD reply".into(),
                     )),
                 },
-                Err(e) if is_noscript(&e) => {
-                    reload.push(i);
-                    PublishOutcome::Failed(PublishError::Rejected("script not loaded".into()))
-                }
                 Err(e) => PublishOutcome::Failed(publish_error(&e)),
-            };
-            outcomes.push(outcome);
-        }
-
-        if !reload.is_empty() {
-            // NOSCRIPT means the script did not run: sending it with EVAL is safe.
-            let again: Vec<OutgoingMessage> = reload.iter().map(|&i| batch[i].clone()).collect();
-            let replies = self.append_pipeline(client, settings, &again, false).await;
-            for (&i, reply) in reload.iter().zip(replies) {
-                outcomes[i] = match reply {
-                    Ok(v) => script_outcome(v),
-                    Err(e) => PublishOutcome::Failed(publish_error(&e)),
-                };
-            }
-        }
+            })
+            .collect();
 
         if settings.wait_replicas > 0
             && outcomes

@@ -1,5 +1,5 @@
--- Fixed-window counter limiting requeue-by-filter calls per namespace across
--- every gateway instance.
+-- Fixed-window counter shared by every gateway instance (e.g. the budget of
+-- requeue-by-filter calls of a namespace).
 --
 -- KEYS[1] counter key, ARGV[1] calls allowed per window, ARGV[2] window (ms)
 --
