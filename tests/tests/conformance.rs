@@ -395,9 +395,8 @@ macro_rules! conformance {
 
 mod redis_harness {
     use super::*;
-    use wal_backends::redis_streams::{
-        RedisConnection, RedisConnectionConfig, RedisStreamConsumer, RedisStreamProducer,
-    };
+    use wal_backends::redis_streams::{RedisStreamConsumer, RedisStreamProducer};
+    use wal_redis::{RedisConnection, RedisConnectionConfig};
     use wal_tests::redis_server::PrivateRedis;
 
     pub struct RedisHarness {

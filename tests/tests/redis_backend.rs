@@ -6,13 +6,12 @@
 use std::time::Duration;
 
 use fred::prelude::*;
-use wal_backends::redis_streams::{
-    RedisConnection, RedisConnectionConfig, RedisStreamConsumer, RedisStreamProducer,
-};
+use wal_backends::redis_streams::{RedisStreamConsumer, RedisStreamProducer};
 use wal_core::backend::{
     LogConsumer, LogProducer, LogSettings, OutgoingMessage, PublishOutcome, Retention,
 };
 use wal_core::{Durability, Envelope, MessageId};
+use wal_redis::{RedisConnection, RedisConnectionConfig};
 use wal_tests::fixtures::{self, log_settings};
 use wal_tests::gateway::{delete_namespace_keys, redis_client};
 use wal_tests::redis_server::PrivateRedis;

@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use wal_backends::redis_streams::{RedisConnection, RedisConnectionConfig};
-use wal_namespace::{NamespaceCache, NamespaceStore};
+use wal_process::{shutdown_signal, DrainDeadline};
+use wal_state::RateLimiter;
 
 use crate::auth::KeyRing;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
 use crate::producers::Producers;
-use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 
 /// A gateway, bound and ready to serve.
@@ -33,29 +32,11 @@ impl Application {
     /// and binds `config.listen`. Redis may be down: the gateway still
     /// starts, answers 503 to writes, and reconnects by itself.
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
-        let store = NamespaceStore::connect(&config.database_url)
-            .await
-            .context("connecting to the namespace store")?;
-        let namespaces = NamespaceCache::load(store)
-            .await
-            .context("loading namespaces")?;
-        let refresher = namespaces
-            .clone()
-            .spawn_refresher(config.namespace_refresh());
-
-        let redis = RedisConnection::connect(
-            &RedisConnectionConfig {
-                url: config.redis_url.clone(),
-                pool_size: config.redis_pool_size,
-                command_timeout: config.redis_timeout(),
-            },
-            Duration::from_secs(3),
-        )
-        .await
-        .context("configuring the Redis client")?;
-        if redis.ping().await.is_err() {
-            tracing::warn!("Redis is not reachable yet; writes answer 503 until it is");
-        }
+        let (namespaces, refresher) = config.store.open().await?;
+        let redis = config
+            .redis
+            .connect("writes answer 503 until it is")
+            .await?;
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -108,7 +89,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        let grace_secs = self.state.config.shutdown_grace_secs;
         let app = crate::routes::router(self.state.clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let server = axum::serve(
@@ -123,7 +104,7 @@ impl Application {
         let mut stop_rx2 = stop_rx.clone();
         let deadline = async move {
             let _ = stop_rx2.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
+            DrainDeadline::after_secs(grace_secs).sleep().await;
         };
         tokio::select! {
             res = server => res.context("serving HTTP")?,
@@ -133,27 +114,5 @@ impl Application {
         self.state.redis.quit().await;
         tracing::info!("gateway stopped");
         Ok(())
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }

@@ -4,16 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+use clap::Parser;
+use wal_process::{LogArgs, RedisArgs, StoreArgs};
 
 /// Settings of one gateway process.
 #[derive(Clone, Debug, Parser)]
@@ -23,25 +15,13 @@ pub struct GatewayConfig {
     #[arg(long, env = "WAL_LISTEN", default_value = "0.0.0.0:3000")]
     pub listen: SocketAddr,
 
-    /// Redis holding the log streams, idempotency keys and rate-limit state.
-    #[arg(long, env = "WAL_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
+    /// Redis (`WAL_REDIS_URL`, `WAL_REDIS_POOL_SIZE`, `WAL_REDIS_TIMEOUT_MS`).
+    #[command(flatten)]
+    pub redis: RedisArgs,
 
-    /// Redis connections in the pool (concurrent appends are pipelined on each).
-    #[arg(long, env = "WAL_REDIS_POOL_SIZE", default_value_t = 4)]
-    pub redis_pool_size: usize,
-
-    /// Milliseconds to wait for a Redis reply before a write's outcome is UNKNOWN.
-    #[arg(long, env = "WAL_REDIS_TIMEOUT_MS", default_value_t = 2000)]
-    pub redis_timeout_ms: u64,
-
-    /// Namespace store: `postgres://…` or `sqlite://path?mode=rwc`.
-    #[arg(
-        long,
-        env = "WAL_DATABASE_URL",
-        default_value = "sqlite://wal-namespaces.db?mode=rwc"
-    )]
-    pub database_url: String,
+    /// The namespace store (`WAL_DATABASE_URL`, `WAL_NAMESPACE_REFRESH_MS`).
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// Comma-separated API keys accepted on namespaces without their own allow-list.
     #[arg(long, env = "WAL_API_KEYS", value_delimiter = ',', default_value = "")]
@@ -55,10 +35,6 @@ pub struct GatewayConfig {
         default_value = ""
     )]
     pub admin_api_keys: Vec<String>,
-
-    /// How often (ms) the namespace cache checks the store for changes.
-    #[arg(long, env = "WAL_NAMESPACE_REFRESH_MS", default_value_t = 1000)]
-    pub namespace_refresh_ms: u64,
 
     /// Largest request body in bytes (a batch included).
     #[arg(long, env = "WAL_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
@@ -92,34 +68,20 @@ pub struct GatewayConfig {
     #[arg(long, env = "WAL_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
-    /// Log filter, e.g. `info` or `wal_gateway=debug,info`.
-    #[arg(long, env = "WAL_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-
-    /// Log format.
-    #[arg(long, env = "WAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Logging (`WAL_LOG_LEVEL`, `WAL_LOG_FORMAT`).
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 impl GatewayConfig {
-    /// Redis reply timeout.
-    pub fn redis_timeout(&self) -> Duration {
-        Duration::from_millis(self.redis_timeout_ms)
-    }
-
-    /// Namespace cache refresh interval.
-    pub fn namespace_refresh(&self) -> Duration {
-        Duration::from_millis(self.namespace_refresh_ms.max(100))
-    }
-
     /// A configuration for tests: listen on a free loopback port.
     pub fn for_tests(redis_url: &str, database_url: &str) -> Self {
         let mut cfg = Self::parse_from(["wal-gateway"]);
         cfg.listen = "127.0.0.1:0".parse().expect("valid address");
-        cfg.redis_url = redis_url.to_string();
-        cfg.database_url = database_url.to_string();
-        cfg.redis_timeout_ms = 1000;
-        cfg.namespace_refresh_ms = 200;
+        cfg.redis.redis_url = redis_url.to_string();
+        cfg.store.database_url = database_url.to_string();
+        cfg.redis.redis_timeout_ms = 1000;
+        cfg.store.namespace_refresh_ms = 200;
         cfg
     }
 }

@@ -25,9 +25,9 @@ use wal_namespace::{Namespace, TargetKind};
 use crate::auth::WriteCaller;
 use crate::error::ApiError;
 use crate::metrics::{BackendLabels, DurableLabels};
-use crate::rate_limit::{Admission, Limits};
 use crate::request_context::now_rfc3339;
 use crate::state::AppState;
+use wal_state::rate_limit::{Admission, Limits};
 
 /// The answer to one accepted write (SPEC §2).
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]

@@ -17,7 +17,6 @@
 //! * [`routes`] — HTTP handlers and the router.
 //! * [`ingest`] — the write path (resolve, admit, prepare, publish).
 //! * [`auth`] — API keys and IP allow-lists.
-//! * [`rate_limit`] — per-namespace limits shared through Redis.
 //! * [`error`] — `ApiError` and the error envelope.
 //! * [`request_context`] — request ids, spans, HTTP metrics.
 //! * [`metrics`] — the Prometheus registry.
@@ -29,11 +28,9 @@ pub mod error;
 pub mod ingest;
 pub mod metrics;
 pub mod producers;
-pub mod rate_limit;
 pub mod request_context;
 pub mod routes;
 pub mod state;
-pub mod telemetry;
 
 pub use app::Application;
 pub use config::GatewayConfig;
@@ -44,7 +41,7 @@ pub use config::GatewayConfig;
 pub async fn run_cli() -> anyhow::Result<()> {
     use clap::Parser;
     let config = GatewayConfig::parse();
-    telemetry::init(&config.log_level, config.log_format);
+    config.log.init();
     let app = Application::build(config).await?;
     tracing::info!(addr = %app.local_addr(), "wal-gateway listening");
     app.run_until_stopped().await

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wal_backends::namespace_clients;
-use wal_backends::redis_streams::{RedisConnection, RedisIdempotency, RedisStreamProducer};
+use wal_backends::redis_streams::RedisStreamProducer;
 use wal_core::backend::{LogProducer, LogSettings};
 use wal_namespace::{BackendKind, Namespace};
+use wal_redis::RedisConnection;
+use wal_state::RedisIdempotency;
 
 /// Why a namespace has no producer right now.
 #[derive(Debug, thiserror::Error)]

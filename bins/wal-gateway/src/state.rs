@@ -4,14 +4,14 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wal_backends::redis_streams::RedisConnection;
 use wal_namespace::NamespaceCache;
+use wal_redis::RedisConnection;
+use wal_state::RateLimiter;
 
 use crate::auth::KeyRing;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
 use crate::producers::Producers;
-use crate::rate_limit::RateLimiter;
 
 /// Everything a handler needs; one per process, behind an `Arc`.
 pub struct AppState {

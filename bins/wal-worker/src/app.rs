@@ -13,51 +13,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tokio::net::TcpListener;
-use wal_backends::redis_streams::{RedisConnection, RedisConnectionConfig, RedisSchedule};
 use wal_namespace::{Namespace, NamespaceCache, NamespaceStore};
+use wal_process::{shutdown_signal, DrainDeadline};
+use wal_redis::{RedisConnection, RedisConnectionConfig};
+use wal_state::RedisSchedule;
 use wal_targets::TargetFactory;
 
 use crate::clock::now_ms;
 use crate::config::WorkerConfig;
+use crate::context::Shared;
 use crate::metrics::Metrics;
 use crate::runner::NamespaceRunner;
 use crate::settler::Settler;
-use crate::targets::{longest_timeout, SlotSettings};
-
-/// Process-wide resources shared by every namespace runner.
-pub struct Shared {
-    /// Settings.
-    pub config: WorkerConfig,
-    /// Pool for settlements, schedules and status reads.
-    pub redis: RedisConnection,
-    /// Settle and activate scripts.
-    pub schedule: RedisSchedule,
-    /// Batches settlements.
-    pub settler: Settler,
-    /// Metrics.
-    pub metrics: Metrics,
-    /// Builds targets, sharing HTTP clients and pools.
-    pub factory: TargetFactory,
-    /// This worker's consumer name.
-    pub consumer_name: String,
-    /// The namespaces.
-    pub namespaces: Arc<NamespaceCache>,
-    /// When the process started.
-    pub started: Instant,
-    /// Last time (ms) the supervisor completed a pass: liveness.
-    pub supervisor_tick_ms: AtomicU64,
-}
-
-impl Shared {
-    /// Settings of every target slot.
-    pub fn slot_settings(&self) -> SlotSettings {
-        SlotSettings {
-            concurrency: self.config.target_concurrency,
-            breaker_failures: self.config.breaker_failures,
-            breaker_cooldown: Duration::from_millis(self.config.breaker_cooldown_ms),
-        }
-    }
-}
+use crate::targets::longest_timeout;
 
 /// A worker, connected and ready to run.
 pub struct Worker {
@@ -92,29 +60,12 @@ impl Worker {
     /// Connects and checks the configuration. Redis may be down: the worker
     /// still starts and picks up its namespaces when Redis returns.
     pub async fn build(config: WorkerConfig) -> anyhow::Result<Self> {
-        let store = NamespaceStore::connect(&config.database_url)
-            .await
-            .context("connecting to the namespace store")?;
-        let namespaces = NamespaceCache::load(store)
-            .await
-            .context("loading namespaces")?;
+        let (namespaces, refresher) = config.store.open().await?;
         check_visibility(&config, &namespaces.snapshot().all())?;
-        let refresher = namespaces
-            .clone()
-            .spawn_refresher(config.namespace_refresh());
-        let redis = RedisConnection::connect(
-            &RedisConnectionConfig {
-                url: config.redis_url.clone(),
-                pool_size: config.redis_pool_size,
-                command_timeout: config.redis_timeout(),
-            },
-            Duration::from_secs(3),
-        )
-        .await
-        .context("configuring the Redis client")?;
-        if redis.ping().await.is_err() {
-            tracing::warn!("Redis is not reachable yet; delivery starts when it is");
-        }
+        let redis = config
+            .redis
+            .connect("delivery starts when it is")
+            .await?;
         let schedule = RedisSchedule::new(redis.clone());
         let (settler, settler_task) = Settler::spawn(schedule.clone());
         let listener = TcpListener::bind(config.listen)
@@ -169,7 +120,7 @@ impl Worker {
             let _ = axum::serve(self.listener, router).await;
         });
         let mut runners: HashMap<String, NamespaceRunner> = HashMap::new();
-        let every = shared.config.namespace_refresh();
+        let every = shared.config.store.refresh();
         tokio::pin!(shutdown);
         loop {
             sync_runners(&shared, &mut runners).await;
@@ -180,7 +131,7 @@ impl Worker {
             }
         }
         tracing::info!("shutdown requested: stopping reads and draining in-flight deliveries");
-        let deadline = Instant::now() + Duration::from_secs(shared.config.shutdown_grace_secs);
+        let deadline = DrainDeadline::after_secs(shared.config.shutdown_grace_secs);
         futures_util::future::join_all(runners.into_values().map(|r| r.stop(deadline))).await;
         self.refresher.abort();
         // Let the last settlements out before closing Redis.
@@ -209,7 +160,7 @@ async fn sync_runners(shared: &Arc<Shared>, runners: &mut HashMap<String, Namesp
         .collect();
     for name in gone {
         if let Some(r) = runners.remove(&name) {
-            r.stop(Instant::now() + Duration::from_secs(shared.config.shutdown_grace_secs))
+            r.stop(DrainDeadline::after_secs(shared.config.shutdown_grace_secs))
                 .await;
         }
     }
@@ -224,10 +175,8 @@ async fn sync_runners(shared: &Arc<Shared>, runners: &mut HashMap<String, Namesp
             }
             _ => {
                 if let Some(old) = runners.remove(&name) {
-                    old.stop(
-                        Instant::now() + Duration::from_secs(shared.config.shutdown_grace_secs),
-                    )
-                    .await;
+                    old.stop(DrainDeadline::after_secs(shared.config.shutdown_grace_secs))
+                        .await;
                 }
                 match NamespaceRunner::start(shared.clone(), ns).await {
                     Ok(r) => {
@@ -239,24 +188,5 @@ async fn sync_runners(shared: &Arc<Shared>, runners: &mut HashMap<String, Namesp
                 }
             }
         }
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }

@@ -4,16 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+use clap::Parser;
+use wal_process::{LogArgs, RedisArgs, StoreArgs};
 
 /// Settings of one worker process.
 #[derive(Clone, Debug, Parser)]
@@ -23,34 +15,17 @@ pub struct WorkerConfig {
     #[arg(long, env = "WAL_WORKER_LISTEN", default_value = "0.0.0.0:3001")]
     pub listen: SocketAddr,
 
-    /// Redis holding the log streams, schedules, DLQ and status records.
-    #[arg(long, env = "WAL_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
+    /// Redis (`WAL_REDIS_URL`, `WAL_REDIS_POOL_SIZE`, `WAL_REDIS_TIMEOUT_MS`).
+    #[command(flatten)]
+    pub redis: RedisArgs,
 
-    /// Redis connections in the shared pool (each namespace also gets one
-    /// dedicated connection for its blocking reads).
-    #[arg(long, env = "WAL_REDIS_POOL_SIZE", default_value_t = 4)]
-    pub redis_pool_size: usize,
-
-    /// Milliseconds to wait for a Redis reply.
-    #[arg(long, env = "WAL_REDIS_TIMEOUT_MS", default_value_t = 2000)]
-    pub redis_timeout_ms: u64,
-
-    /// Namespace store: `postgres://…` or `sqlite://path?mode=rwc`.
-    #[arg(
-        long,
-        env = "WAL_DATABASE_URL",
-        default_value = "sqlite://wal-namespaces.db?mode=rwc"
-    )]
-    pub database_url: String,
+    /// The namespace store (`WAL_DATABASE_URL`, `WAL_NAMESPACE_REFRESH_MS`).
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// This worker's consumer name in the groups (default: host name + pid).
     #[arg(long, env = "WAL_WORKER_NAME")]
     pub worker_name: Option<String>,
-
-    /// How often (ms) the namespace cache checks the store for changes.
-    #[arg(long, env = "WAL_NAMESPACE_REFRESH_MS", default_value_t = 1000)]
-    pub namespace_refresh_ms: u64,
 
     /// Most entries read from the log in one `XREADGROUP`.
     #[arg(long, env = "WAL_WORKER_BATCH", default_value_t = 256)]
@@ -115,13 +90,9 @@ pub struct WorkerConfig {
     #[arg(long, env = "WAL_SQS_WAIT_SECS", default_value_t = 2)]
     pub sqs_wait_secs: u64,
 
-    /// Log filter, e.g. `info` or `wal_worker=debug,info`.
-    #[arg(long, env = "WAL_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-
-    /// Log format.
-    #[arg(long, env = "WAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Logging (`WAL_LOG_LEVEL`, `WAL_LOG_FORMAT`).
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 impl WorkerConfig {
@@ -129,10 +100,10 @@ impl WorkerConfig {
     pub fn for_tests(redis_url: &str, database_url: &str) -> Self {
         let mut cfg = Self::parse_from(["wal-worker"]);
         cfg.listen = "127.0.0.1:0".parse().expect("valid address");
-        cfg.redis_url = redis_url.to_string();
-        cfg.database_url = database_url.to_string();
-        cfg.redis_timeout_ms = 1000;
-        cfg.namespace_refresh_ms = 200;
+        cfg.redis.redis_url = redis_url.to_string();
+        cfg.store.database_url = database_url.to_string();
+        cfg.redis.redis_timeout_ms = 1000;
+        cfg.store.namespace_refresh_ms = 200;
         cfg.visibility_timeout_ms = 10_000;
         cfg.reclaim_interval_ms = 500;
         cfg.shutdown_grace_secs = 5;
@@ -151,11 +122,6 @@ impl WorkerConfig {
         })
     }
 
-    /// Redis reply timeout.
-    pub fn redis_timeout(&self) -> Duration {
-        Duration::from_millis(self.redis_timeout_ms)
-    }
-
     /// Visibility timeout.
     pub fn visibility_timeout(&self) -> Duration {
         Duration::from_millis(self.visibility_timeout_ms)
@@ -164,10 +130,5 @@ impl WorkerConfig {
     /// Status record retention.
     pub fn status_ttl(&self) -> Duration {
         Duration::from_secs(self.status_ttl_secs.max(1))
-    }
-
-    /// Namespace cache refresh interval.
-    pub fn namespace_refresh(&self) -> Duration {
-        Duration::from_millis(self.namespace_refresh_ms.max(100))
     }
 }

@@ -8,24 +8,20 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use fred::prelude::*;
 use futures_util::future::join_all;
 use tracing::Instrument;
-use wal_backends::redis_streams::{ScheduleSet, SettleOp, Settlement};
 use wal_core::backend::{AckToken, Position, ReceivedEntry};
-use wal_core::delivery::{
-    status_field, DlqReason, TargetState, TargetStatus, DELIVERY_COUNT_FIELD,
-};
-use wal_core::keys::NamespaceKeys;
+use wal_core::delivery::{DlqReason, TargetState};
 use wal_core::request::TargetRef;
 use wal_core::Envelope;
+use wal_state::{status, ScheduleSet, SettleOp, Settlement};
 use wal_targets::{Delivery, DeliveryOutcome};
 
 use crate::breaker::Admission;
 use crate::clock::now_ms;
+use crate::context::NamespaceContext;
 use crate::metrics::{self, AttemptLabels, ReasonLabels};
 use crate::plan::{self, TargetResult};
-use crate::runner::NamespaceContext;
 use crate::targets::SlotState;
 
 /// Settlement attempts before an entry is left pending (it is then
@@ -157,17 +153,9 @@ async fn decide(
 /// skip-delivered-targets check read. 1 when Redis does not answer (the
 /// settlement then fails too, and the entry is handled again).
 async fn count_delivery(ctx: &NamespaceContext, env: &Envelope) -> u32 {
-    let Ok(client) = ctx.shared.redis.connected_client() else {
-        return 1;
-    };
-    let key = NamespaceKeys::new(&ctx.name).status(&env.id.to_string());
-    let pipeline = client.pipeline();
-    let _: Result<(), _> = pipeline.hincrby(&key, DELIVERY_COUNT_FIELD, 1).await;
-    let ttl = ctx.shared.config.status_ttl().as_millis() as i64;
-    let _: Result<(), _> = pipeline.pexpire(&key, ttl, None).await;
-    let replies: Result<(i64, i64), _> = pipeline.all().await;
-    match replies {
-        Ok((count, _)) => u32::try_from(count.max(1)).unwrap_or(u32::MAX),
+    let ttl = ctx.shared.config.status_ttl();
+    match status::count_delivery(&ctx.shared.redis, &ctx.name, &env.id.to_string(), ttl).await {
+        Ok(count) => count,
         Err(e) => {
             tracing::debug!(error = %e, "could not count the delivery");
             1
@@ -178,29 +166,10 @@ async fn count_delivery(ctx: &NamespaceContext, env: &Envelope) -> u32 {
 /// Targets an earlier handling of this entry already delivered to (read
 /// from the status record), so a redelivered entry does not call them again.
 async fn delivered_targets(ctx: &NamespaceContext, env: &Envelope) -> HashSet<String> {
-    let Ok(client) = ctx.shared.redis.connected_client() else {
-        return HashSet::new();
-    };
-    let key = NamespaceKeys::new(&ctx.name).status(&env.id.to_string());
-    let fields: Vec<String> = env
-        .targets
-        .iter()
-        .map(|t| status_field(&t.identifier))
-        .collect();
-    let values: Result<Vec<Option<String>>, _> = client.hmget(key, fields).await;
-    let Ok(values) = values else {
-        return HashSet::new();
-    };
-    env.targets
-        .iter()
-        .zip(values)
-        .filter(|(_, v)| {
-            v.as_deref()
-                .and_then(|json| serde_json::from_str::<TargetStatus>(json).ok())
-                .is_some_and(|s| s.state == TargetState::Delivered)
-        })
-        .map(|(t, _)| t.identifier.clone())
-        .collect()
+    let targets: Vec<&str> = env.targets.iter().map(|t| t.identifier.as_str()).collect();
+    status::delivered_targets(&ctx.shared.redis, &ctx.name, &env.id.to_string(), &targets)
+        .await
+        .unwrap_or_default()
 }
 
 /// One attempt at one target, through its breaker and concurrency limit.

@@ -16,8 +16,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::app::Shared;
 use crate::clock::now_ms;
+use crate::context::Shared;
 
 /// The routes.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -43,7 +43,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn liveness(State(shared): State<Arc<Shared>>) -> Response {
     let since_tick_ms = now_ms().saturating_sub(shared.supervisor_tick_ms.load(Ordering::Relaxed));
-    let limit = (shared.config.namespace_refresh() * 10).max(Duration::from_secs(30));
+    let limit = (shared.config.store.refresh() * 10).max(Duration::from_secs(30));
     let alive = since_tick_ms <= limit.as_millis() as u64;
     let status = if alive {
         StatusCode::OK

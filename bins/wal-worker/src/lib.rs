@@ -5,6 +5,8 @@
 //! (SPEC §5).
 //!
 //! * [`app`] — build, the namespace supervisor, shutdown.
+//! * [`context`] — what the tasks share: process-wide [`context::Shared`] and
+//!   one namespace's [`context::NamespaceContext`].
 //! * [`runner`] — one namespace's reader, reclaimer, heartbeat and schedulers.
 //! * [`handler`] — one entry: decide, deliver to each target, settle.
 //! * [`plan`] — pure rules from outcomes to what is recorded (retry, DLQ, …).
@@ -22,6 +24,7 @@ pub mod app;
 pub mod breaker;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod handler;
 pub mod http;
 pub mod metrics;
@@ -30,7 +33,6 @@ pub mod runner;
 pub mod settler;
 pub mod sources;
 pub mod targets;
-pub mod telemetry;
 
 pub use app::Worker;
 pub use config::WorkerConfig;
@@ -41,7 +43,7 @@ pub use config::WorkerConfig;
 pub async fn run_cli() -> anyhow::Result<()> {
     use clap::Parser;
     let config = WorkerConfig::parse();
-    telemetry::init(&config.log_level, config.log_format);
+    config.log.init();
     let worker = Worker::build(config).await?;
     tracing::info!(addr = %worker.local_addr(), "wal-worker health and metrics listening");
     worker.run_until_stopped().await

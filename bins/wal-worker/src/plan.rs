@@ -23,10 +23,10 @@
 use std::time::Duration;
 
 use rand::Rng;
-use wal_backends::redis_streams::{schedule_member, ScheduleSet, SettleOp};
 use wal_core::delivery::{AttemptRecord, DlqReason, DlqRecord, TargetState, TargetStatus};
 use wal_core::request::TargetRef;
 use wal_core::Envelope;
+use wal_state::{schedule_member, ScheduleSet, SettleOp};
 
 /// The outcome of one target for one entry.
 #[derive(Clone, Debug, PartialEq, Eq)]

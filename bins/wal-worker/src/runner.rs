@@ -16,99 +16,27 @@
 //! (`release`) so another worker takes it at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
-use wal_backends::redis_streams::dlq::{DlqFilter, DlqStore};
-use wal_backends::redis_streams::ScheduleSet;
 use wal_core::backend::{AckToken, ReceivedEntry};
 use wal_namespace::Namespace;
+use wal_process::DrainDeadline;
+use wal_state::dlq::{DlqFilter, DlqStore};
+use wal_state::ScheduleSet;
 
-use crate::app::Shared;
 use crate::clock::now_ms;
+use crate::context::{NamespaceContext, ScheduleHint, Shared};
 use crate::handler::handle_entry;
 use crate::metrics;
-use crate::sources::{self, Source};
+use crate::sources;
 use crate::targets::NamespaceTargets;
 
 /// Most members one activation pass moves.
 const ACTIVATE_MAX: usize = 500;
-
-/// The earliest due time a scheduler should know about, pushed by the
-/// handlers that park members.
-pub struct ScheduleHint {
-    earliest: AtomicU64,
-    wake: Notify,
-}
-
-impl ScheduleHint {
-    fn new() -> Self {
-        Self {
-            earliest: AtomicU64::new(u64::MAX),
-            wake: Notify::new(),
-        }
-    }
-
-    /// A member due at `due_ms` was added.
-    pub fn note(&self, due_ms: u64) {
-        let previous = self.earliest.fetch_min(due_ms, Ordering::AcqRel);
-        if due_ms < previous {
-            self.wake.notify_one();
-        }
-    }
-
-    fn take(&self) -> Option<u64> {
-        match self.earliest.swap(u64::MAX, Ordering::AcqRel) {
-            u64::MAX => None,
-            due => Some(due),
-        }
-    }
-}
-
-/// What the tasks of one namespace share.
-pub struct NamespaceContext {
-    /// Namespace name.
-    pub name: String,
-    /// The namespace's current configuration.
-    pub namespace: ArcSwap<Namespace>,
-    /// Its targets, rebuilt when the configuration changes.
-    pub targets: ArcSwap<NamespaceTargets>,
-    /// Process-wide resources.
-    pub shared: Arc<Shared>,
-    /// Where entries come from (the Redis partition streams first).
-    pub sources: Vec<Source>,
-    /// Entries being handled: when they were last made visible (for the
-    /// heartbeat) and the index of their source.
-    in_flight: Mutex<HashMap<AckToken, (Instant, usize)>>,
-    /// Free in-flight slots.
-    permits: Arc<Semaphore>,
-    /// New delayed members.
-    pub delayed_hint: ScheduleHint,
-    /// New retry members.
-    pub retry_hint: ScheduleHint,
-}
-
-impl NamespaceContext {
-    /// DLQ retention of the namespace.
-    pub fn dlq_retention(&self) -> Duration {
-        Duration::from_secs(self.namespace.load().dlq_config.retention_seconds.max(1))
-    }
-
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<AckToken, (Instant, usize)>> {
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn hint(&self, set: ScheduleSet) -> &ScheduleHint {
-        match set {
-            ScheduleSet::Delayed => &self.delayed_hint,
-            ScheduleSet::Retry => &self.retry_hint,
-        }
-    }
-}
 
 /// A running namespace.
 pub struct NamespaceRunner {
@@ -122,7 +50,8 @@ impl NamespaceRunner {
     /// Opens the sources of `ns` (joining its consumer groups) and starts its tasks.
     pub async fn start(shared: Arc<Shared>, ns: Arc<Namespace>) -> anyhow::Result<Self> {
         let partitions = ns.shard_config.partition_count.max(1);
-        let sources = sources::open(&shared, &ns).await?;
+        let sources =
+            sources::open(&shared.config, &shared.redis, &shared.consumer_name, &ns).await?;
         let targets = NamespaceTargets::build(&shared.factory, &ns, shared.slot_settings()).await;
         let ctx = Arc::new(NamespaceContext {
             name: ns.name.clone(),
@@ -191,10 +120,10 @@ impl NamespaceRunner {
 
     /// Stops reading, lets in-flight entries finish until `deadline`, hands
     /// back the rest.
-    pub async fn stop(self, deadline: Instant) {
+    pub async fn stop(self, deadline: DrainDeadline) {
         let _ = self.stop.send(true);
         loop {
-            if self.ctx.in_flight().is_empty() || Instant::now() >= deadline {
+            if self.ctx.in_flight().is_empty() || deadline.passed() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -3,8 +3,8 @@
 //! counts as in flight until its acknowledgement is recorded.
 
 use tokio::sync::{mpsc, oneshot};
-use wal_backends::redis_streams::{RedisSchedule, Settlement};
 use wal_core::backend::BackendError;
+use wal_state::{RedisSchedule, Settlement};
 
 /// Most settlements sent in one pipeline.
 const MAX_BATCH: usize = 512;

@@ -25,8 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 use wal_backends::redis_streams::RedisStreamConsumer;
 use wal_core::backend::{AckToken, BackendError, LogConsumer};
 use wal_namespace::{BackendKind, Namespace};
+use wal_redis::RedisConnection;
 
-use crate::app::Shared;
+use crate::config::WorkerConfig;
 
 /// Longest block of one `XREADGROUP` (bounds how fast a stop is noticed).
 const REDIS_READ_WAIT: Duration = Duration::from_millis(500);
@@ -121,23 +122,23 @@ fn spawn_acker(consumer: Arc<dyn LogConsumer>) -> mpsc::Sender<AckRequest> {
 
 /// Opens the sources of `ns`: its Redis partition streams, and its Kafka
 /// topic or SQS queue (created first when missing — the admin step).
-pub async fn open(shared: &Shared, ns: &Namespace) -> anyhow::Result<Vec<Source>> {
+/// Entries are read as `consumer_name` of each group.
+pub async fn open(
+    cfg: &WorkerConfig,
+    redis: &RedisConnection,
+    consumer_name: &str,
+    ns: &Namespace,
+) -> anyhow::Result<Vec<Source>> {
     let partitions: Vec<u32> = (0..ns.shard_config.partition_count.max(1)).collect();
-    let redis = RedisStreamConsumer::new(
-        &shared.redis,
-        &ns.name,
-        partitions,
-        shared.consumer_name.clone(),
-    )
-    .await
-    .context("joining the Redis consumer groups")?;
+    let redis = RedisStreamConsumer::new(redis, &ns.name, partitions, consumer_name)
+        .await
+        .context("joining the Redis consumer groups")?;
     let mut sources = vec![Source::new("redis", Arc::new(redis), true, REDIS_READ_WAIT)];
     match ns.backend {
         BackendKind::RedisStreams => {}
         #[cfg(feature = "kafka")]
         BackendKind::Kafka => {
             use wal_backends::kafka::{KafkaConsumer, KafkaConsumerSettings};
-            let cfg = &shared.config;
             wal_backends::namespace_clients::provision(ns, Duration::from_secs(5))
                 .await
                 .context("creating the Kafka topic")?;
@@ -148,7 +149,7 @@ pub async fn open(shared: &Shared, ns: &Namespace) -> anyhow::Result<Vec<Source>
                 &ns.topic_name,
                 &KafkaConsumerSettings {
                     group_id: format!("{}.{}", wal_core::keys::CONSUMER_GROUP, ns.name),
-                    consumer_name: shared.consumer_name.clone(),
+                    consumer_name: consumer_name.to_string(),
                     session_timeout: Duration::from_millis(cfg.kafka_session_timeout_ms),
                 },
             )
@@ -163,7 +164,6 @@ pub async fn open(shared: &Shared, ns: &Namespace) -> anyhow::Result<Vec<Source>
         #[cfg(feature = "sqs")]
         BackendKind::Sqs => {
             use wal_backends::sqs::{SqsConsumer, SqsConsumerSettings};
-            let cfg = &shared.config;
             wal_backends::namespace_clients::provision(ns, Duration::from_secs(5))
                 .await
                 .context("creating the SQS queue")?;

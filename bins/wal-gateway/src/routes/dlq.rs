@@ -1,5 +1,5 @@
 //! The dead-letter queue of a namespace (SPEC §3). The Redis side is
-//! [`wal_backends::redis_streams::DlqStore`]; these handlers check access,
+//! [`wal_state::DlqStore`]; these handlers check access,
 //! parse filters and shape the answers.
 //!
 //! | route | who |
@@ -38,14 +38,12 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use wal_backends::redis_streams::dlq::{
-    DlqEntry, DlqFilter, EntryRequeue, Permit, RequeueOptions, RequeuedEntry,
-};
-use wal_backends::redis_streams::{DlqError, DlqStore};
 use wal_core::delivery::{AttemptRecord, DlqReason};
 use wal_core::validate::FieldErrors;
 use wal_core::MessageId;
 use wal_namespace::Namespace;
+use wal_state::dlq::{DlqEntry, DlqFilter, EntryRequeue, Permit, RequeueOptions, RequeuedEntry};
+use wal_state::{DlqError, DlqStore};
 
 use crate::error::ApiError;
 use crate::ingest::parse_json;
@@ -232,10 +230,7 @@ pub async fn list(
         errors.push("limit", format!("must be between 1 and {}", LIST_LIMIT.1));
     }
     let cursor = params.get("cursor").map(String::as_str);
-    if cursor.is_some_and(|c| {
-        c.parse::<wal_backends::redis_streams::dlq::StreamId>()
-            .is_err()
-    }) {
+    if cursor.is_some_and(|c| c.parse::<wal_state::dlq::StreamId>().is_err()) {
         errors.push(
             "cursor",
             "invalid cursor: pass the nextCursor of a previous page",

@@ -10,10 +10,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 use axum::http::request::Parts;
-use wal_backends::redis_streams::dlq::DlqFilter;
 use wal_core::delivery::DlqReason;
 use wal_core::validate::FieldErrors;
 use wal_namespace::Namespace;
+use wal_state::dlq::DlqFilter;
 
 use crate::auth::{authenticate_reader, authorize_admin, client_ip, Reader};
 use crate::error::ApiError;

@@ -22,14 +22,13 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use wal_backends::redis_streams::inspect::{
-    age_ms, find_message_status, inspect_namespace, NamespaceQueues, ScheduleInfo,
-};
 use wal_core::delivery::{MessageState, TargetStatus};
 use wal_core::keys::CONSUMER_GROUP;
 use wal_core::retry::RetryPolicy;
 use wal_core::MessageId;
 use wal_namespace::Namespace;
+use wal_state::inspect::{age_ms, inspect_namespace, NamespaceQueues, ScheduleInfo};
+use wal_state::status::find_message_status;
 
 use crate::error::ApiError;
 use crate::routes::params::{namespace_named, now_ms, query_params, readable_namespace, reader};
