@@ -718,8 +718,10 @@ async fn rate_limited_429_with_retry_after() {
 #[tokio::test]
 async fn namespace_change_is_visible_to_another_instance_within_five_seconds() {
     let (db, _) = wal_tests::gateway::sqlite_store();
-    let a = TestGateway::spawn_with(&redis_url(), &db, |c| c.store.namespace_refresh_ms = 1000).await;
-    let b = TestGateway::spawn_with(&redis_url(), &db, |c| c.store.namespace_refresh_ms = 1000).await;
+    let a =
+        TestGateway::spawn_with(&redis_url(), &db, |c| c.store.namespace_refresh_ms = 1000).await;
+    let b =
+        TestGateway::spawn_with(&redis_url(), &db, |c| c.store.namespace_refresh_ms = 1000).await;
     let ns = random_name("shared");
     let w = json!({"namespace": ns, "payload": {}});
     assert_eq!(b.write(&w).await.status().as_u16(), 404);

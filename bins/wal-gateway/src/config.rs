@@ -2,7 +2,6 @@
 //! README's configuration table lists the same settings.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use clap::Parser;
 use wal_process::{LogArgs, RedisArgs, StoreArgs};

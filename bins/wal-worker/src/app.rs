@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tokio::net::TcpListener;
-use wal_namespace::{Namespace, NamespaceCache, NamespaceStore};
+use wal_namespace::Namespace;
 use wal_process::{shutdown_signal, DrainDeadline};
-use wal_redis::{RedisConnection, RedisConnectionConfig};
 use wal_state::RedisSchedule;
 use wal_targets::TargetFactory;
 
@@ -62,10 +61,7 @@ impl Worker {
     pub async fn build(config: WorkerConfig) -> anyhow::Result<Self> {
         let (namespaces, refresher) = config.store.open().await?;
         check_visibility(&config, &namespaces.snapshot().all())?;
-        let redis = config
-            .redis
-            .connect("delivery starts when it is")
-            .await?;
+        let redis = config.redis.connect("delivery starts when it is").await?;
         let schedule = RedisSchedule::new(redis.clone());
         let (settler, settler_task) = Settler::spawn(schedule.clone());
         let listener = TcpListener::bind(config.listen)
