@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use wal_gateway::state::AppState;
 use wal_gateway::{Application, GatewayConfig};
+use wal_process::Program;
 
 /// Admin key configured on every test gateway.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";

@@ -100,10 +100,8 @@ impl WorkerConfig {
     pub fn for_tests(redis_url: &str, database_url: &str) -> Self {
         let mut cfg = Self::parse_from(["wal-worker"]);
         cfg.listen = "127.0.0.1:0".parse().expect("valid address");
-        cfg.redis.redis_url = redis_url.to_string();
-        cfg.store.database_url = database_url.to_string();
-        cfg.redis.redis_timeout_ms = 1000;
-        cfg.store.namespace_refresh_ms = 200;
+        cfg.redis = RedisArgs::for_tests(redis_url);
+        cfg.store = StoreArgs::for_tests(database_url);
         cfg.visibility_timeout_ms = 10_000;
         cfg.reclaim_interval_ms = 500;
         cfg.shutdown_grace_secs = 5;

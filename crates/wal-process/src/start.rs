@@ -50,6 +50,15 @@ pub struct RedisArgs {
 }
 
 impl RedisArgs {
+    /// Settings for tests: `url`, a one-second reply timeout.
+    pub fn for_tests(url: &str) -> Self {
+        Self {
+            redis_url: url.to_string(),
+            redis_pool_size: 4,
+            redis_timeout_ms: 1000,
+        }
+    }
+
     /// The reply timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
@@ -94,6 +103,14 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// Settings for tests: `url`, refreshed every 200 ms.
+    pub fn for_tests(url: &str) -> Self {
+        Self {
+            database_url: url.to_string(),
+            namespace_refresh_ms: 200,
+        }
+    }
+
     /// The refresh interval (at least 100 ms).
     pub fn refresh(&self) -> Duration {
         Duration::from_millis(self.namespace_refresh_ms.max(100))
