@@ -295,11 +295,12 @@ fn validate_targets(sel: &TargetSelector, errors: &mut FieldErrors) {
                 && !suffix.contains("//")
                 && suffix
                     .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'\\');
+                    .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'\\')
+                && !suffix.split('/').any(is_dot_segment);
             if !ok {
                 errors.push(
                     path(i, "pathSuffix"),
-                    "must start with '/', be at most 512 printable ASCII characters, without '..', '//', '#' or '\\'",
+                    "must start with '/', be at most 512 printable ASCII characters, without '..', '//', '#', '\\' or dot segments (also percent-encoded: %2e)",
                 );
             }
         }
@@ -385,6 +386,13 @@ pub fn validate_idempotency_key(key: &str) -> Result<(), FieldErrors> {
         );
     }
     errors.into_result()
+}
+
+/// Whether a path segment is `.` or `..`, also percent-encoded (`%2e`,
+/// `.%2E`, …): URL parsers resolve those, so they could climb out of a base path.
+fn is_dot_segment(segment: &str) -> bool {
+    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
 }
 
 #[cfg(test)]
@@ -473,6 +481,17 @@ mod tests {
         let got = fields(req.validate(LIMITS));
         assert!(got.contains(&"target[0].pathSuffix".to_string()), "{got:?}");
         assert!(got.contains(&"target[1].identifier".to_string()), "{got:?}");
+        for escape in ["/%2e%2e/etc", "/a/%2E./b", "/.%2e", "/a/%2e/b"] {
+            let req = parse(&format!(
+                r#"{{"namespace":"a","payload":{{}},"target":{{"identifier":"x","pathSuffix":"{escape}"}}}}"#
+            ))
+            .unwrap();
+            let got = fields(req.validate(LIMITS));
+            assert!(
+                got.contains(&"target.pathSuffix".to_string()),
+                "{escape}: {got:?}"
+            );
+        }
         assert!(
             got.contains(&"target[2].headers.X-Ok".to_string()),
             "{got:?}"

@@ -225,6 +225,46 @@ async fn plain_http_targets_are_not_signed() {
 }
 
 #[tokio::test]
+async fn a_path_suffix_never_leaves_the_configured_base_path() {
+    let server = Server::start().await;
+    let target = build("orders", http(&server.url("/api/hooks/"), 1000)).await;
+    let env = envelope("orders", PAYLOAD);
+    for escape in [
+        "/%2e%2e/admin",
+        "/%2E%2E/%2e%2e/admin",
+        "/x/%2e%2e/%2e%2e/admin",
+        "/.%2e/admin",
+        "/%2e./admin",
+    ] {
+        let tref = TargetRef {
+            path_suffix: Some(escape.into()),
+            ..TargetRef::named("api")
+        };
+        let reason = assert_permanent(&deliver(&*target, &env, &tref, 1).await);
+        assert!(reason.contains("pathSuffix"), "{escape}: {reason}");
+    }
+    assert!(
+        server.seen().is_empty(),
+        "nothing may be sent outside /api/hooks/: {:?}",
+        server
+            .seen()
+            .iter()
+            .map(|s| s.path.clone())
+            .collect::<Vec<_>>()
+    );
+    // A suffix that stays below the base still works, dots inside names too.
+    let tref = TargetRef {
+        path_suffix: Some("/orders/v1.2/%2e%2enot-a-dot-segment".into()),
+        ..TargetRef::named("api")
+    };
+    assert_eq!(
+        deliver(&*target, &env, &tref, 1).await,
+        DeliveryOutcome::Delivered
+    );
+    assert!(server.seen()[0].path.starts_with("/api/hooks/orders/v1.2/"));
+}
+
+#[tokio::test]
 async fn statuses_are_classified() {
     let server = Server::start().await;
     let factory = TargetFactory::new();

@@ -130,6 +130,35 @@ async fn key_fields_prefix_overrides_and_the_message_id_fallback() {
 }
 
 #[tokio::test]
+async fn a_request_key_prefix_may_only_extend_the_configured_one() {
+    let fx = Fixture::new().await;
+    // The victim: a key outside the configured prefix (e.g. the WAL's own state).
+    let victim = format!("{}-victim:x", fx.prefix.trim_end_matches(':'));
+    let _: () = fx
+        .redis
+        .set(&victim, "untouched", None, None, false)
+        .await
+        .unwrap();
+    for op in ["set", "del"] {
+        let target = fx.target(json!({"operation": op, "keyField": "id"})).await;
+        let escaping = TargetRef {
+            key_prefix: Some(format!("{}-victim:", fx.prefix.trim_end_matches(':'))),
+            ..TargetRef::named("cache")
+        };
+        let env = envelope("ns", r#"{"id": "x"}"#);
+        let reason = assert_permanent(&deliver(&*target, &env, &escaping, 1).await);
+        assert!(reason.contains("keyPrefix"), "{op}: {reason}");
+        let value: Option<String> = fx.redis.get(&victim).await.unwrap();
+        assert_eq!(
+            value.as_deref(),
+            Some("untouched"),
+            "{op} reached outside its prefix"
+        );
+    }
+    let _: () = fx.redis.del(&victim).await.unwrap();
+}
+
+#[tokio::test]
 async fn hset_writes_fields_and_del_removes() {
     let fx = Fixture::new().await;
     let hset = fx

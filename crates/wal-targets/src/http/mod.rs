@@ -134,7 +134,8 @@ impl HttpTarget {
                 HeaderValue::from_str(&sig).expect("base64 is a valid header value"),
             );
         }
-        let url = request::target_url(&self.url, d.target.path_suffix.as_deref());
+        let url = request::target_url(&self.url, d.target.path_suffix.as_deref())
+            .map_err(|reason| DeliveryOutcome::Permanent { reason })?;
         self.client
             .request(self.method.clone(), url)
             .headers(headers)

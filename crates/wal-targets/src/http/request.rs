@@ -10,19 +10,26 @@ use wal_core::{Envelope, MessageId};
 use wal_namespace::targets::BodyMode;
 
 /// `base` with `suffix` (which starts with `/`, as the gateway checks)
-/// appended to its path; the query string is kept.
-pub(crate) fn target_url(base: &Url, suffix: Option<&str>) -> Url {
+/// appended to its path; the query string is kept. Refused when the final
+/// path is not below the base path: the URL parser resolves dot segments,
+/// also percent-encoded ones (`%2e%2e`), so a suffix could otherwise climb
+/// out of the configured base.
+pub(crate) fn target_url(base: &Url, suffix: Option<&str>) -> Result<Url, String> {
     let Some(suffix) = suffix.filter(|s| !s.is_empty()) else {
-        return base.clone();
+        return Ok(base.clone());
     };
     let mut url = base.clone();
-    let path = format!(
-        "{}/{}",
-        base.path().trim_end_matches('/'),
-        suffix.trim_start_matches('/')
-    );
-    url.set_path(&path);
-    url
+    let base_path = base.path().trim_end_matches('/');
+    url.set_path(&format!("{base_path}/{}", suffix.trim_start_matches('/')));
+    let under = format!("{base_path}/");
+    if url.path().starts_with(&under) {
+        Ok(url)
+    } else {
+        Err(format!(
+            "pathSuffix leads outside the target's base path {under} (resolved to {})",
+            url.path()
+        ))
+    }
 }
 
 /// What `body: envelope` sends: the message and its context, without the
@@ -104,19 +111,29 @@ mod tests {
 
     #[test]
     fn appends_path_suffixes() {
+        let url = |base: &Url, suffix| target_url(base, suffix).unwrap().to_string();
         let base = Url::parse("http://h:1/hooks?x=1").unwrap();
-        assert_eq!(target_url(&base, None).as_str(), "http://h:1/hooks?x=1");
+        assert_eq!(url(&base, None), "http://h:1/hooks?x=1");
         assert_eq!(
-            target_url(&base, Some("/orders/7")).as_str(),
+            url(&base, Some("/orders/7")),
             "http://h:1/hooks/orders/7?x=1"
         );
         let slash = Url::parse("http://h/hooks/").unwrap();
-        assert_eq!(target_url(&slash, Some("/a")).as_str(), "http://h/hooks/a");
+        assert_eq!(url(&slash, Some("/a")), "http://h/hooks/a");
         let root = Url::parse("http://h").unwrap();
-        assert_eq!(target_url(&root, Some("/a")).as_str(), "http://h/a");
-        assert_eq!(
-            target_url(&root, Some("/a b?c")).as_str(),
-            "http://h/a%20b%3Fc"
+        assert_eq!(url(&root, Some("/a")), "http://h/a");
+        assert_eq!(url(&root, Some("/a b?c")), "http://h/a%20b%3Fc");
+    }
+
+    #[test]
+    fn a_suffix_cannot_climb_out_of_the_base_path() {
+        let base = Url::parse("http://h/api/hooks/").unwrap();
+        for escape in ["/%2e%2e/x", "/a/%2E%2E/%2e%2e/x", "/.%2e/x", "/.."] {
+            assert!(target_url(&base, Some(escape)).is_err(), "{escape}");
+        }
+        assert!(
+            target_url(&base, Some("/a/%2e%2e/b")).is_ok(),
+            "stays below"
         );
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! The key is the request's `keyPrefix` (or the configured one) followed by
 //! the payload's `keyField` value (a string as is, a number as written), or
-//! by the message id when the payload has no such field.
+//! by the message id when the payload has no such field. A request's
+//! `keyPrefix` may only extend the configured one (it must start with it):
+//! a writer can never reach keys outside the prefix the admin configured.
 //!
 //! * `set`: `SET key <payload bytes> [EX ttlSeconds]`.
 //! * `del`: `DEL key` (a missing key is fine).
@@ -170,7 +172,16 @@ impl CacheTarget {
                 "hset needs a JSON object payload",
             ));
         }
-        let prefix = d.target.key_prefix.as_deref().unwrap_or(&self.key_prefix);
+        let prefix = match d.target.key_prefix.as_deref() {
+            None => self.key_prefix.as_str(),
+            Some(p) if p.starts_with(&self.key_prefix) => p,
+            Some(p) => {
+                return Err(DeliveryOutcome::permanent(format!(
+                    "keyPrefix `{p}` does not extend the target's configured prefix `{}`",
+                    self.key_prefix
+                )))
+            }
+        };
         let key = key::cache_key(
             prefix,
             fields.as_ref(),
