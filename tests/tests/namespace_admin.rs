@@ -226,3 +226,103 @@ async fn admin_crud_with_validation_and_hidden_keys() {
     let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(actions, vec!["create", "update", "delete"], "{audit:?}");
 }
+
+#[tokio::test]
+async fn patch_changes_only_what_it_names_and_put_replaces_everything() {
+    use reqwest::Method;
+    let gw = TestGateway::spawn().await;
+    let name = random_name("patch");
+    let path = format!("/api/v1/namespaces/{name}");
+    let mut body = namespace_body(&name, 8);
+    body["description"] = json!("first");
+    body["retryPolicy"] = json!({"maxAttempts": 7});
+    body["accessControl"] = json!({"allowedApiKeys": ["secret-writer-key-0001"]});
+    gw.create_namespace(&body).await;
+
+    // A partial change keeps every field it does not name.
+    let (s, v) = call(
+        &gw,
+        Method::PATCH,
+        &path,
+        Some(ADMIN_KEY),
+        Some(&json!({"description": "second"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["description"], "second");
+    assert_eq!(v["shardConfig"]["partitionCount"], 8);
+    assert_eq!(v["retryPolicy"]["maxAttempts"], 7);
+    assert_eq!(v["targetConfigs"].as_array().unwrap().len(), 2);
+    // Nested objects merge; null removes.
+    let (s, v) = call(
+        &gw,
+        Method::PATCH,
+        &path,
+        Some(ADMIN_KEY),
+        Some(&json!({"shardConfig": {"partitionCount": 2}, "description": null})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["shardConfig"]["partitionCount"], 2);
+    assert_eq!(v["shardConfig"]["strategy"], "hash");
+    assert!(v.get("description").is_none_or(Value::is_null), "{v}");
+    assert_eq!(v["retryPolicy"]["maxAttempts"], 7);
+    // The stored API keys survive a patch that does not name them.
+    let ns = gw.state.namespaces.get(&name);
+    let ns = ns.expect("cached");
+    assert!(ns.has_key_allow_list());
+    // Invalid results answer every field error; nothing changes.
+    let (s, v) = call(
+        &gw,
+        Method::PATCH,
+        &path,
+        Some(ADMIN_KEY),
+        Some(&json!({"shardConfig": {"partitionCount": 0}, "bogus": 1})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (_, v) = call(&gw, Method::GET, &path, Some(ADMIN_KEY), None).await;
+    assert_eq!(v["shardConfig"]["partitionCount"], 2);
+    // Not an object, another name, no such namespace, not an admin.
+    for (patch, status) in [(json!([1]), 400), (json!({"name": "other"}), 400)] {
+        assert_eq!(
+            call(&gw, Method::PATCH, &path, Some(ADMIN_KEY), Some(&patch))
+                .await
+                .0,
+            status,
+            "{patch}"
+        );
+    }
+    assert_eq!(
+        call(
+            &gw,
+            Method::PATCH,
+            "/api/v1/namespaces/nope-nope",
+            Some(ADMIN_KEY),
+            Some(&json!({}))
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        call(&gw, Method::PATCH, &path, Some(WRITE_KEY), Some(&json!({})))
+            .await
+            .0,
+        403
+    );
+
+    // PUT replaces: what it leaves out takes its default.
+    let mut replace = namespace_body(&name, 2);
+    replace.as_object_mut().unwrap().remove("shardConfig");
+    let (s, v) = call(&gw, Method::PUT, &path, Some(ADMIN_KEY), Some(&replace)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["shardConfig"]["partitionCount"], 4,
+        "PUT without shardConfig takes the default"
+    );
+    assert_eq!(
+        v["retryPolicy"]["maxAttempts"],
+        json!(wal_core::RetryPolicy::default().max_attempts)
+    );
+}

@@ -12,6 +12,7 @@
 //! * [`backend_config`] — `backendConfig` and the backend kinds.
 //! * [`validate`] — [`NamespaceSpec::validate`]: wire spec → [`Namespace`].
 //! * [`targets`] — delivery targets: wire form and typed, validated form.
+//! * [`patch`] — JSON Merge Patch for partial updates.
 //! * [`model`] — the validated [`Namespace`] and the admin view [`NamespaceView`].
 //! * [`api_key`] — API keys as SHA-256 hashes, compared in constant time.
 //! * [`store`] — [`NamespaceStore`]: CRUD with audit records and a cheap change fingerprint.
@@ -42,6 +43,7 @@ pub mod cache;
 mod entity;
 pub mod error;
 pub mod model;
+pub mod patch;
 pub mod spec;
 pub mod store;
 pub mod targets;

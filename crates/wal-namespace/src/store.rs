@@ -422,6 +422,50 @@ impl NamespaceStore {
         Err(Self::contention(name))
     }
 
+    /// Applies a JSON Merge Patch (RFC 7396) to the stored configuration of
+    /// `name` and stores the result, validated as a whole like a `PUT` of it
+    /// would be (see [`crate::patch`]). `patch` must be an object; a `name`
+    /// in it must equal `name`.
+    pub async fn patch(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+        actor: &str,
+    ) -> Result<Namespace, StoreError> {
+        if !patch.is_object() {
+            let mut e = FieldErrors::default();
+            e.push("body", "a merge patch must be a JSON object");
+            return Err(StoreError::Invalid(e));
+        }
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let prev = self
+                .get(name)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(name.to_string()))?;
+            let mut merged = serde_json::to_value(prev.to_spec())
+                .map_err(|e| StoreError::Database(format!("encoding the stored spec: {e}")))?;
+            crate::patch::merge_patch(&mut merged, patch);
+            let bytes = serde_json::to_vec(&merged)
+                .map_err(|e| StoreError::Database(format!("encoding the patched spec: {e}")))?;
+            let spec = crate::spec::parse_spec(&bytes).map_err(StoreError::Invalid)?;
+            if spec.name.as_deref().is_some_and(|n| n != name) {
+                let mut e = FieldErrors::default();
+                e.push(
+                    "name",
+                    "must equal the name in the path (namespaces cannot be renamed)",
+                );
+                return Err(StoreError::Invalid(e));
+            }
+            let mut next = spec.validate(Some(&prev))?;
+            Self::stamp(&prev, &mut next, actor);
+            let detail = serde_json::json!({ "version": next.version, "patch": true });
+            if self.replace(&prev, &next, detail).await? {
+                return Ok(next);
+            }
+        }
+        Err(Self::contention(name))
+    }
+
     /// Enables or disables `name` (a no-op, without a new version, if it
     /// already is).
     pub async fn set_enabled(

@@ -22,6 +22,7 @@ use crate::state::AppState;
         super::namespaces::list,
         super::namespaces::get_one,
         super::namespaces::update,
+        super::namespaces::patch,
         super::namespaces::enable,
         super::namespaces::disable,
         super::namespaces::delete,

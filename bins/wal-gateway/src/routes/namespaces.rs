@@ -61,7 +61,7 @@ async fn spec_from(
     let (parts, body) = req.into_parts();
     authorize_admin(&state.keys, &state.namespaces, &parts.headers)?;
     require_json(&parts.headers)?;
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let bytes = read_body(state, body).await?;
     let spec = parse_spec(&bytes).map_err(ApiError::Validation)?;
     Ok((parts.headers, spec))
 }
@@ -137,7 +137,9 @@ pub async fn get_one(
     Ok(Json(ns.view()).into_response())
 }
 
-/// Replace a namespace's configuration (absent `accessControl.allowedApiKeys` keeps the stored keys).
+/// Replace a namespace's whole configuration: a field left out takes its
+/// default (use `PATCH` to change some fields only); an absent
+/// `accessControl.allowedApiKeys` keeps the stored keys.
 #[utoipa::path(put, path = "/api/v1/namespaces/{name}", tag = "namespaces",
     request_body(content = Object, description = "Namespace configuration (SPEC §4)"),
     params(("name" = String, Path), ("X-API-Key" = String, Header, description = "Admin API key")),
@@ -155,6 +157,36 @@ pub async fn update(
         .await
         .map_err(store_error)?;
     tracing::info!(namespace = %ns.name, version = ns.version, "namespace updated");
+    provision(&state, &ns).await;
+    refresh(&state).await;
+    Ok(Json(ns.view()).into_response())
+}
+
+/// Change part of a namespace's configuration: a JSON Merge Patch (RFC 7396)
+/// of its configuration — named members replace (objects merge), `null`
+/// removes (the default applies), the rest is kept. The result is validated
+/// as a whole, like a `PUT` of it.
+#[utoipa::path(patch, path = "/api/v1/namespaces/{name}", tag = "namespaces",
+    request_body(content = Object, content_type = "application/merge-patch+json", description = "Merge patch of the namespace configuration"),
+    params(("name" = String, Path), ("X-API-Key" = String, Header, description = "Admin API key")),
+    responses((status = 200, description = "Updated"), (status = 400, description = "VALIDATION_FAILED"), (status = 404, description = "NAMESPACE_NOT_FOUND")))]
+pub async fn patch(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    authorize_admin(&state.keys, &state.namespaces, &parts.headers)?;
+    require_json(&parts.headers)?;
+    let bytes = read_body(&state, body).await?;
+    let patch: serde_json::Value = crate::ingest::parse_json(&bytes)?;
+    let ns = state
+        .namespaces
+        .store()
+        .patch(&name, &patch, &actor(&parts.headers))
+        .await
+        .map_err(store_error)?;
+    tracing::info!(namespace = %ns.name, version = ns.version, "namespace patched");
     provision(&state, &ns).await;
     refresh(&state).await;
     Ok(Json(ns.view()).into_response())
