@@ -152,6 +152,65 @@ async fn receive_ack_and_reclaim_abandoned_entries() {
 }
 
 #[tokio::test]
+async fn reclaim_reaches_abandoned_entries_behind_many_live_ones() {
+    let ns = random_name("cursor");
+    let conn = connect(&redis_url()).await;
+    let producer = RedisStreamProducer::new(conn.clone());
+    let s = settings(&ns, 1);
+    let ids = publish_n(&producer, &s, 0, 201).await;
+    let dead = RedisStreamConsumer::new(&conn, &ns, vec![0], "dead")
+        .await
+        .unwrap();
+    let got = dead.receive(500, Duration::from_millis(200)).await.unwrap();
+    assert_eq!(got.len(), 201);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The first 200 are alive (another worker's heartbeat keeps them
+    // visible); only the last one is abandoned.
+    let live = RedisStreamConsumer::new(&conn, &ns, vec![0], "live")
+        .await
+        .unwrap();
+    let redis = redis_client(&redis_url()).await;
+    let mut args = vec![
+        wal_core::keys::NamespaceKeys::new(&ns).stream(0),
+        wal_core::keys::CONSUMER_GROUP.to_string(),
+        "live".to_string(),
+        "0".to_string(),
+    ];
+    args.extend(got[..200].iter().map(|e| match &e.token.position {
+        wal_core::backend::Position::StreamEntry(id) => id.clone(),
+        other => panic!("{other:?}"),
+    }));
+    args.push("JUSTID".into());
+    let _: fred::types::Value = redis.custom(fred::cmd!("XCLAIM"), args).await.unwrap();
+    drop(live);
+    let taker = RedisStreamConsumer::new(&conn, &ns, vec![0], "taker")
+        .await
+        .unwrap();
+    let reclaimer = taker.reclaimer().unwrap();
+    let mut taken = Vec::new();
+    for _ in 0..10 {
+        taken.extend(
+            reclaimer
+                .reclaim(Duration::from_millis(250), 10)
+                .await
+                .unwrap(),
+        );
+        if !taken.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        taken
+            .iter()
+            .map(|e| e.decode().unwrap().id)
+            .collect::<Vec<_>>(),
+        vec![ids[200]],
+        "the abandoned entry behind 200 live ones is reclaimed within a few passes"
+    );
+    delete_namespace_keys(&redis, &ns).await;
+}
+
+#[tokio::test]
 async fn consumer_recreates_a_lost_group_and_passes_undecodable_entries_up() {
     let ns = random_name("nogroup");
     let conn = connect(&redis_url()).await;

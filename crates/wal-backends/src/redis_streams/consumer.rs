@@ -8,10 +8,11 @@
 //! * `extend_visibility`: `XCLAIM <id> … 0 JUSTID` by the owner resets the
 //!   entry's idle time without counting a delivery.
 //! * `reclaim`: `XAUTOCLAIM` of entries idle longer than the visibility
-//!   timeout, with their delivery counts read from `XPENDING`, so the worker
+//!   timeout, each pass going on from the cursor the last one returned, with their delivery counts read from `XPENDING`, so the worker
 //!   can park an entry that keeps killing workers (`poison`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,6 +37,9 @@ pub struct RedisStreamConsumer {
     keys: NamespaceKeys,
     partitions: Vec<u32>,
     consumer: String,
+    /// Where the next `XAUTOCLAIM` of each partition starts (`0-0` after a
+    /// full pass).
+    reclaim_cursors: Mutex<HashMap<u32, String>>,
 }
 
 impl RedisStreamConsumer {
@@ -55,6 +59,7 @@ impl RedisStreamConsumer {
             keys: NamespaceKeys::new(ns),
             partitions,
             consumer: consumer.into(),
+            reclaim_cursors: Mutex::new(HashMap::new()),
         };
         this.ensure_groups().await?;
         Ok(this)
@@ -186,6 +191,21 @@ fn is_nogroup(e: &Error) -> bool {
     e.details().contains("NOGROUP")
 }
 
+/// The dedicated connection is this consumer's alone: it closes with it.
+/// (fred keeps a client's connection task alive, reconnecting for ever,
+/// until it is told to quit, so a dropped consumer would otherwise leave a
+/// connection open on the server for good.)
+impl Drop for RedisStreamConsumer {
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = client.quit().await;
+            });
+        }
+    }
+}
+
 #[async_trait]
 impl LogConsumer for RedisStreamConsumer {
     async fn receive(
@@ -254,19 +274,30 @@ impl ReclaimAbandoned for RedisStreamConsumer {
         let mut out = Vec::new();
         for &p in &self.partitions {
             let stream = self.keys.stream(p);
+            // Go on where the last pass stopped: XAUTOCLAIM examines a
+            // bounded slice of the pending list per call, so always starting
+            // at 0-0 would never get past a long run of live entries.
+            let cursor = self
+                .reclaim_cursors()
+                .get(&p)
+                .cloned()
+                .unwrap_or_else(|| "0-0".to_string());
             let reply: Value = client
                 .xautoclaim(
                     &stream,
                     CONSUMER_GROUP,
                     &self.consumer,
                     min_idle.as_millis() as u64,
-                    "0-0",
+                    cursor.as_str(),
                     Some(max.max(1) as u64),
                     false,
                 )
                 .await
                 .map_err(backend_error)?;
             let Value::Array(parts) = reply else { continue };
+            if let Some(next) = parts.first().and_then(Value::as_string) {
+                self.reclaim_cursors().insert(p, next);
+            }
             let Some(entries) = parts.get(1) else {
                 continue;
             };
@@ -295,6 +326,12 @@ impl ReclaimAbandoned for RedisStreamConsumer {
 }
 
 impl RedisStreamConsumer {
+    fn reclaim_cursors(&self) -> std::sync::MutexGuard<'_, HashMap<u32, String>> {
+        self.reclaim_cursors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// `XCLAIM <ids> … [IDLE ms] JUSTID` by the owner, pipelined: resets
     /// (or, with `idle`, sets) the idle time without counting a delivery.
     async fn claim_again(
