@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::net::TcpListener;
 use wal_namespace::Namespace;
-use wal_process::{shutdown_signal, DrainDeadline};
+use wal_process::{DrainDeadline, Program};
 use wal_state::RedisSchedule;
 use wal_targets::TargetFactory;
 
@@ -98,15 +98,60 @@ impl Worker {
     pub fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
     }
+}
 
-    /// Runs until SIGTERM or SIGINT.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(shutdown_signal()).await
+/// Starts, reconfigures and stops runners to match the namespace store.
+async fn sync_runners(shared: &Arc<Shared>, runners: &mut HashMap<String, NamespaceRunner>) {
+    let snapshot = shared.namespaces.snapshot();
+    let wanted: HashMap<String, Arc<Namespace>> = snapshot
+        .all()
+        .into_iter()
+        .map(|ns| (ns.name.clone(), ns))
+        .collect();
+    let gone: Vec<String> = runners
+        .keys()
+        .filter(|name| !wanted.contains_key(*name))
+        .cloned()
+        .collect();
+    for name in gone {
+        if let Some(r) = runners.remove(&name) {
+            r.stop(DrainDeadline::after_secs(shared.config.shutdown_grace_secs))
+                .await;
+        }
     }
+    for (name, ns) in wanted {
+        match runners.get_mut(&name) {
+            Some(r) if r.runs(&ns) => {}
+            Some(r) if r.can_reconfigure(&ns) && r.same_namespace(&ns) => {
+                if let Err(e) = check_visibility(&shared.config, std::slice::from_ref(&ns)) {
+                    tracing::error!(error = %e, "heartbeats keep its entries visible, but fix the configuration");
+                }
+                r.reconfigure(ns).await;
+            }
+            _ => {
+                if let Some(old) = runners.remove(&name) {
+                    old.stop(DrainDeadline::after_secs(shared.config.shutdown_grace_secs))
+                        .await;
+                }
+                match NamespaceRunner::start(shared.clone(), ns).await {
+                    Ok(r) => {
+                        runners.insert(name, r);
+                    }
+                    Err(e) => {
+                        tracing::warn!(namespace = %name, error = %e, "cannot start consuming yet; will retry")
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Program for Worker {
+    type Error = anyhow::Error;
 
     /// Runs until `shutdown` resolves, then stops reading, lets in-flight
     /// deliveries finish within the grace period and hands back the rest.
-    pub async fn run_until(
+    async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
@@ -138,51 +183,5 @@ impl Worker {
         shared.redis.quit().await;
         tracing::info!("worker stopped");
         Ok(())
-    }
-}
-
-/// Starts, reconfigures and stops runners to match the namespace store.
-async fn sync_runners(shared: &Arc<Shared>, runners: &mut HashMap<String, NamespaceRunner>) {
-    let snapshot = shared.namespaces.snapshot();
-    let wanted: HashMap<String, Arc<Namespace>> = snapshot
-        .all()
-        .into_iter()
-        .map(|ns| (ns.name.clone(), ns))
-        .collect();
-    let gone: Vec<String> = runners
-        .keys()
-        .filter(|name| !wanted.contains_key(*name))
-        .cloned()
-        .collect();
-    for name in gone {
-        if let Some(r) = runners.remove(&name) {
-            r.stop(DrainDeadline::after_secs(shared.config.shutdown_grace_secs))
-                .await;
-        }
-    }
-    for (name, ns) in wanted {
-        match runners.get_mut(&name) {
-            Some(r) if r.version() == ns.version => {}
-            Some(r) if r.can_reconfigure(&ns) => {
-                if let Err(e) = check_visibility(&shared.config, std::slice::from_ref(&ns)) {
-                    tracing::error!(error = %e, "heartbeats keep its entries visible, but fix the configuration");
-                }
-                r.reconfigure(ns).await;
-            }
-            _ => {
-                if let Some(old) = runners.remove(&name) {
-                    old.stop(DrainDeadline::after_secs(shared.config.shutdown_grace_secs))
-                        .await;
-                }
-                match NamespaceRunner::start(shared.clone(), ns).await {
-                    Ok(r) => {
-                        runners.insert(name, r);
-                    }
-                    Err(e) => {
-                        tracing::warn!(namespace = %name, error = %e, "cannot start consuming yet; will retry")
-                    }
-                }
-            }
-        }
     }
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use wal_core::backend::AckToken;
 use wal_namespace::{Namespace, NamespaceCache};
 use wal_redis::RedisConnection;
@@ -117,6 +119,13 @@ pub struct NamespaceContext {
     pub(crate) in_flight: Mutex<HashMap<AckToken, (Instant, usize)>>,
     /// Free in-flight slots.
     pub permits: Arc<Semaphore>,
+    /// The handler tasks of this namespace: a stopping runner waits for them
+    /// before it hands anything back.
+    pub handlers: TaskTracker,
+    /// Cancelled when a stopping runner's drain deadline passed: handlers
+    /// still delivering give up (their entries are handed back), handlers
+    /// already settling finish first.
+    pub abandon: CancellationToken,
     /// New delayed members.
     pub delayed_hint: ScheduleHint,
     /// New retry members.

@@ -5,13 +5,13 @@
 //! of every target's fate; a Kafka or SQS entry is acknowledged right after
 //! that record (see [`crate::sources`]).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use tracing::Instrument;
 use wal_core::backend::{AckToken, Position, ReceivedEntry};
-use wal_core::delivery::{DlqReason, TargetState};
+use wal_core::delivery::{DlqReason, TargetState, TargetStatus};
 use wal_core::request::TargetRef;
 use wal_core::Envelope;
 use wal_state::{status, ScheduleSet, SettleOp, Settlement};
@@ -39,9 +39,21 @@ fn entry_name(token: &AckToken) -> String {
     }
 }
 
+/// How the handling of an entry ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Settled and acknowledged — or left pending for the reclaimer when
+    /// Redis would not take the settlement: done with, either way.
+    Finished,
+    /// Given up because the runner is stopping (its drain deadline passed):
+    /// nothing was recorded, and the entry must be handed back.
+    Abandoned,
+}
+
 /// Handles `entry` of source `source` to the end: delivered, scheduled, or
-/// dead-lettered, and acknowledged.
-pub async fn handle_entry(ctx: &NamespaceContext, source: usize, entry: ReceivedEntry) {
+/// dead-lettered, and acknowledged — unless the runner abandons it first
+/// (see [`Handled`]).
+pub async fn handle_entry(ctx: &NamespaceContext, source: usize, entry: ReceivedEntry) -> Handled {
     let src = &ctx.sources[source];
     let entry_id = entry_name(&entry.token);
     let partition = entry.token.partition;
@@ -56,30 +68,43 @@ pub async fn handle_entry(ctx: &NamespaceContext, source: usize, entry: Received
     );
     async move {
         let now = now_ms();
-        let (message_id, ops) = match entry.decode() {
-            Err(e) => {
-                tracing::warn!(error = %e, "undecodable entry; dead-lettering it as malformed");
-                let id = plan::malformed_id(partition, &entry_id);
-                let ops = plan::plan_malformed(
-                    partition,
-                    &entry_id,
-                    &entry.body,
-                    &e.to_string(),
-                    entry.delivery_count,
-                    now,
-                );
-                (id, ops)
+        let judged = async {
+            match entry.decode() {
+                Err(e) => {
+                    tracing::warn!(error = %e, "undecodable entry; dead-lettering it as malformed");
+                    let id = plan::malformed_id(partition, &entry_id);
+                    let ops = plan::plan_malformed(
+                        partition,
+                        &entry_id,
+                        &entry.body,
+                        &e.to_string(),
+                        entry.delivery_count,
+                        now,
+                    );
+                    (id, ops)
+                }
+                Ok(env) => {
+                    tracing::Span::current()
+                        .record("message_id", tracing::field::display(&env.id));
+                    let delivery_count = if src.consumer.counts_deliveries() {
+                        entry.delivery_count
+                    } else {
+                        count_delivery(ctx, &env).await
+                    };
+                    let ops = decide(ctx, &env, delivery_count, now).await;
+                    (env.id.to_string(), ops)
+                }
             }
-            Ok(env) => {
-                tracing::Span::current().record("message_id", tracing::field::display(&env.id));
-                let delivery_count = if src.consumer.counts_deliveries() {
-                    entry.delivery_count
-                } else {
-                    count_delivery(ctx, &env).await
-                };
-                let ops = decide(ctx, &env, delivery_count, now).await;
-                (env.id.to_string(), ops)
+        };
+        // Deliveries under way are dropped when the runner abandons them;
+        // a settlement, once started, is not.
+        let (message_id, ops) = tokio::select! {
+            biased;
+            _ = ctx.abandon.cancelled() => {
+                tracing::info!("runner stopping: delivery abandoned, the entry is handed back");
+                return Handled::Abandoned;
             }
+            judged = judged => judged,
         };
         let settlement = Settlement {
             namespace: ctx.name.clone(),
@@ -89,10 +114,17 @@ pub async fn handle_entry(ctx: &NamespaceContext, source: usize, entry: Received
             ops,
             status_ttl: ctx.shared.config.status_ttl(),
         };
-        if settle(ctx, settlement, src.acks_in_settle).await && !src.acks_in_settle {
-            if let Err(e) = src.ack(entry.token.clone()).await {
-                tracing::warn!(error = %e, "could not acknowledge the handled entry; it will be handed out again and its delivered targets skipped");
+        match settle(ctx, settlement, src.acks_in_settle).await {
+            Settled::Recorded => {
+                if !src.acks_in_settle {
+                    if let Err(e) = src.ack(entry.token.clone()).await {
+                        tracing::warn!(error = %e, "could not acknowledge the handled entry; it will be handed out again and its settled targets skipped");
+                    }
+                }
+                Handled::Finished
             }
+            Settled::GaveUp => Handled::Finished,
+            Settled::Abandoned => Handled::Abandoned,
         }
     }
     .instrument(span)
@@ -100,12 +132,38 @@ pub async fn handle_entry(ctx: &NamespaceContext, source: usize, entry: Received
 }
 
 /// What to record for a decodable entry (delivering it if it is due).
+///
+/// A redelivered entry (handed out before: a Kafka rebalance, an SQS
+/// visibility expiry, a reclaimed Redis entry) first reads its status record:
+/// targets an earlier handling settled — delivered, dead-lettered, or
+/// scheduled for a later attempt — are final and left alone, and only the
+/// others are judged (poison, expired, not due) and delivered.
 async fn decide(
     ctx: &NamespaceContext,
     env: &Envelope,
     delivery_count: u32,
     now: u64,
 ) -> Vec<SettleOp> {
+    let narrowed;
+    let env = if delivery_count > 1 {
+        let statuses = target_statuses(ctx, env).await;
+        match plan::open_targets(env, &statuses) {
+            None => env,
+            Some(open) if open.targets.is_empty() => {
+                tracing::info!(
+                    delivery_count,
+                    "redelivered entry whose targets were all settled before; acknowledging it"
+                );
+                return Vec::new();
+            }
+            Some(open) => {
+                narrowed = open;
+                &narrowed
+            }
+        }
+    } else {
+        env
+    };
     let threshold = ctx.shared.config.poison_threshold;
     if delivery_count > threshold {
         tracing::warn!(
@@ -127,22 +185,11 @@ async fn decide(
             .get_or_create(&metrics::ns(&ctx.name))
             .observe(now.saturating_sub(env.due_at_ms) as f64 / 1000.0);
     }
-    let already = if delivery_count > 1 {
-        delivered_targets(ctx, env).await
-    } else {
-        HashSet::new()
-    };
-    let results = join_all(env.targets.iter().map(|t| {
-        let skip = already.contains(&t.identifier);
-        async move {
-            let result = if skip {
-                TargetResult::AlreadyDelivered
-            } else {
-                deliver_one(ctx, env, t).await
-            };
-            (t.clone(), result)
-        }
-    }))
+    let results = join_all(
+        env.targets
+            .iter()
+            .map(|t| async move { (t.clone(), deliver_one(ctx, env, t).await) }),
+    )
     .await;
     let mut rng = rand::rng();
     plan::plan_delivery(env, &results, now_ms(), &mut rng)
@@ -163,13 +210,16 @@ async fn count_delivery(ctx: &NamespaceContext, env: &Envelope) -> u32 {
     }
 }
 
-/// Targets an earlier handling of this entry already delivered to (read
-/// from the status record), so a redelivered entry does not call them again.
-async fn delivered_targets(ctx: &NamespaceContext, env: &Envelope) -> HashSet<String> {
+/// The status of each target of `env` as an earlier handling recorded it
+/// (none when Redis does not answer: the entry is then handled as new).
+async fn target_statuses(ctx: &NamespaceContext, env: &Envelope) -> HashMap<String, TargetStatus> {
     let targets: Vec<&str> = env.targets.iter().map(|t| t.identifier.as_str()).collect();
-    status::delivered_targets(&ctx.shared.redis, &ctx.name, &env.id.to_string(), &targets)
+    status::target_statuses(&ctx.shared.redis, &ctx.name, &env.id.to_string(), &targets)
         .await
-        .unwrap_or_default()
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read the status record of a redelivered entry");
+            HashMap::new()
+        })
 }
 
 /// One attempt at one target, through its breaker and concurrency limit.
@@ -257,13 +307,25 @@ fn breaker_gauge(ctx: &NamespaceContext, target: &TargetRef, open: bool) {
         .set(i64::from(open));
 }
 
-/// Records `settlement`, retrying while Redis does not take it; whether it
-/// was recorded. With `may_give_up` (Redis stream entries) it gives up after
-/// a few attempts: the entry then stays pending and is reclaimed and handled
-/// again after the visibility timeout (at-least-once). A Kafka or SQS entry
-/// is retried until Redis answers: its ack must follow the record, and a
-/// Kafka offset left unacknowledged would hold back its partition's commits.
-async fn settle(ctx: &NamespaceContext, settlement: Settlement, may_give_up: bool) -> bool {
+/// What became of a settlement.
+enum Settled {
+    /// Redis took it.
+    Recorded,
+    /// Redis would not take it in [`SETTLE_ATTEMPTS`]: the (Redis stream)
+    /// entry stays pending and is reclaimed and handled again later.
+    GaveUp,
+    /// The runner is stopping and the entry is to be handed back.
+    Abandoned,
+}
+
+/// Records `settlement`, retrying while Redis does not take it. With
+/// `may_give_up` (Redis stream entries) it gives up after a few attempts:
+/// the entry then stays pending and is reclaimed and handled again after
+/// the visibility timeout (at-least-once). A Kafka or SQS entry is retried
+/// until Redis answers — its ack must follow the record, and a Kafka offset
+/// left unacknowledged would hold back its partition's commits — or until
+/// the runner abandons it.
+async fn settle(ctx: &NamespaceContext, settlement: Settlement, may_give_up: bool) -> Settled {
     let m = &ctx.shared.metrics;
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0;
@@ -276,18 +338,21 @@ async fn settle(ctx: &NamespaceContext, settlement: Settlement, may_give_up: boo
             Ok(_) => {
                 count_outcomes(ctx, &settlement.ops);
                 hint_schedule(ctx, &settlement.ops);
-                return true;
+                return Settled::Recorded;
             }
             Err(e) => {
                 m.settle_failures.inc();
                 tracing::warn!(error = %e, attempt, "could not settle the entry; retrying");
+                if ctx.abandon.is_cancelled() {
+                    return Settled::Abandoned;
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
     }
     tracing::error!("giving up settling the entry; it stays pending and will be handled again");
-    false
+    Settled::GaveUp
 }
 
 fn count_outcomes(ctx: &NamespaceContext, ops: &[SettleOp]) {

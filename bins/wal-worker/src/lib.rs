@@ -42,6 +42,7 @@ pub use config::WorkerConfig;
 /// runs this same function.)
 pub async fn run_cli() -> anyhow::Result<()> {
     use clap::Parser;
+    use wal_process::Program;
     let config = WorkerConfig::parse();
     config.log.init();
     let worker = Worker::build(config).await?;

@@ -33,8 +33,6 @@ use wal_state::{schedule_member, ScheduleSet, SettleOp};
 pub enum TargetResult {
     /// The target accepted the message.
     Delivered,
-    /// A previous delivery of this entry already reached the target: nothing sent.
-    AlreadyDelivered,
     /// A transient failure.
     Retryable {
         /// Earliest retry the target asked for (`Retry-After`).
@@ -124,7 +122,7 @@ pub fn plan_delivery(
     for (target, result) in results {
         let id = target.identifier.as_str();
         match result {
-            TargetResult::Delivered | TargetResult::AlreadyDelivered => {
+            TargetResult::Delivered => {
                 ops.push(status_op(
                     id,
                     status(TargetState::Delivered, attempt, now_ms),
@@ -278,6 +276,44 @@ pub fn plan_poison(env: &Envelope, delivery_count: u32, now_ms: u64) -> Vec<Sett
         }));
     }
     ops
+}
+
+/// Whether an earlier handling settled `target` for good, as its `status`
+/// says: delivered, dead-lettered, or parked / scheduled for a later attempt
+/// by another handling. A scheduled member carries its due time as
+/// `dueAtMs`, and its status the same time as `nextAtMs`: a status pointing
+/// at another due time belongs to another copy of the message, which will
+/// be handled on its own.
+pub fn settled_elsewhere(status: &TargetStatus, env: &Envelope) -> bool {
+    match status.state {
+        TargetState::Delivered | TargetState::DeadLettered => true,
+        TargetState::Retrying | TargetState::Delayed => status.next_at_ms != Some(env.due_at_ms),
+        TargetState::Pending => false,
+    }
+}
+
+/// `env` narrowed to the targets no earlier handling settled
+/// ([`settled_elsewhere`]); `None` when none was.
+pub fn open_targets(
+    env: &Envelope,
+    statuses: &std::collections::HashMap<String, TargetStatus>,
+) -> Option<Envelope> {
+    let open: Vec<TargetRef> = env
+        .targets
+        .iter()
+        .filter(|t| {
+            !statuses
+                .get(&t.identifier)
+                .is_some_and(|s| settled_elsewhere(s, env))
+        })
+        .cloned()
+        .collect();
+    if open.len() == env.targets.len() {
+        return None;
+    }
+    let mut narrowed = env.clone();
+    narrowed.targets = open;
+    Some(narrowed)
 }
 
 /// The ops for an entry that cannot be decoded.
@@ -542,5 +578,33 @@ mod tests {
         assert_eq!(dead_letters(&plan_expired(&env, 5)).len(), 2);
         let poison = plan_poison(&env, 6, 5);
         assert_eq!(dead_letters(&poison)[0].reason, DlqReason::Poison);
+    }
+
+    #[test]
+    fn a_redelivered_copy_leaves_settled_targets_alone() {
+        let env = envelope(&["done", "failed", "retrying", "mine", "new", "parked"]);
+        let at = |state, next: Option<u64>| TargetStatus {
+            next_at_ms: next,
+            ..status(state, 1, 5)
+        };
+        let statuses: std::collections::HashMap<String, TargetStatus> = [
+            ("done", at(TargetState::Delivered, None)),
+            ("failed", at(TargetState::DeadLettered, None)),
+            // Another copy is scheduled for a later attempt.
+            (
+                "retrying",
+                at(TargetState::Retrying, Some(env.due_at_ms + 500)),
+            ),
+            // This very copy is the scheduled attempt.
+            ("mine", at(TargetState::Retrying, Some(env.due_at_ms))),
+            ("parked", at(TargetState::Delayed, Some(env.due_at_ms))),
+        ]
+        .into_iter()
+        .map(|(t, s)| (t.to_string(), s))
+        .collect();
+        let open = open_targets(&env, &statuses).expect("some were settled");
+        let names: Vec<&str> = open.targets.iter().map(|t| t.identifier.as_str()).collect();
+        assert_eq!(names, ["mine", "new", "parked"]);
+        assert!(open_targets(&env, &Default::default()).is_none());
     }
 }

@@ -12,8 +12,10 @@
 //! | DLQ sweep | every `WAL_DLQ_SWEEP_MS`, purges DLQ entries older than `dlqConfig.retentionSeconds` (index included) |
 //!
 //! On stop: the reader and reclaimer stop reading, in-flight entries get
-//! until the deadline to finish, and whatever is left is handed back
-//! (`release`) so another worker takes it at once.
+//! until the deadline to finish; then handlers still delivering give up,
+//! and once no handler runs any more, whatever is left is handed back
+//! (`release`) so another worker (or this namespace's next runner) takes it
+//! at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use wal_core::backend::{AckToken, ReceivedEntry};
 use wal_namespace::Namespace;
 use wal_process::DrainDeadline;
@@ -30,18 +34,27 @@ use wal_state::ScheduleSet;
 
 use crate::clock::now_ms;
 use crate::context::{NamespaceContext, ScheduleHint, Shared};
-use crate::handler::handle_entry;
+use crate::handler::{handle_entry, Handled};
 use crate::metrics;
 use crate::sources;
 use crate::targets::NamespaceTargets;
 
 /// Most members one activation pass moves.
 const ACTIVATE_MAX: usize = 500;
+/// How long a stopping runner waits for a reader to finish its current
+/// receive (the longest is an SQS long poll).
+const READER_STOP_WAIT: Duration = Duration::from_secs(25);
+/// How long a stopping runner waits, past its deadline, for handlers that
+/// are settling to finish.
+const ABANDON_WAIT: Duration = Duration::from_secs(15);
 
 /// A running namespace.
 pub struct NamespaceRunner {
     ctx: Arc<NamespaceContext>,
     stop: watch::Sender<bool>,
+    /// Tasks that hand out entries (readers, reclaimer).
+    readers: Vec<JoinHandle<()>>,
+    /// The other tasks (heartbeat, schedulers, DLQ sweep).
     tasks: Vec<JoinHandle<()>>,
     version: i64,
 }
@@ -61,15 +74,17 @@ impl NamespaceRunner {
             shared,
             sources,
             in_flight: Mutex::new(HashMap::new()),
+            handlers: TaskTracker::new(),
+            abandon: CancellationToken::new(),
             delayed_hint: ScheduleHint::new(),
             retry_hint: ScheduleHint::new(),
         });
         let (stop, stop_rx) = watch::channel(false);
-        let mut tasks: Vec<JoinHandle<()>> = (0..ctx.sources.len())
+        let mut readers: Vec<JoinHandle<()>> = (0..ctx.sources.len())
             .map(|i| tokio::spawn(read_loop(ctx.clone(), i, stop_rx.clone())))
             .collect();
-        tasks.extend([
-            tokio::spawn(reclaim_loop(ctx.clone(), stop_rx.clone())),
+        readers.push(tokio::spawn(reclaim_loop(ctx.clone(), stop_rx.clone())));
+        let tasks = vec![
             tokio::spawn(heartbeat_loop(ctx.clone(), stop_rx.clone())),
             tokio::spawn(schedule_loop(
                 ctx.clone(),
@@ -82,20 +97,29 @@ impl NamespaceRunner {
                 stop_rx.clone(),
             )),
             tokio::spawn(dlq_sweep_loop(ctx.clone(), stop_rx)),
-        ]);
+        ];
         let names: Vec<&str> = ctx.sources.iter().map(|s| s.name).collect();
         tracing::info!(namespace = %ns.name, partitions, sources = ?names, "consuming namespace");
         Ok(Self {
             ctx,
             stop,
+            readers,
             tasks,
             version: ns.version,
         })
     }
 
-    /// Configuration version this runner was last given.
-    pub fn version(&self) -> i64 {
-        self.version
+    /// Whether this runner already runs `ns` as it is now: the same
+    /// namespace (its id: a namespace deleted and created again under the
+    /// same name is another one) at the same configuration version.
+    pub fn runs(&self, ns: &Namespace) -> bool {
+        self.ctx.namespace.load().id == ns.id && self.version == ns.version
+    }
+
+    /// Whether `ns` is the namespace this runner runs (not one created again
+    /// under its name).
+    pub fn same_namespace(&self, ns: &Namespace) -> bool {
+        self.ctx.namespace.load().id == ns.id
     }
 
     /// Whether a new configuration can be taken without reopening the
@@ -118,15 +142,39 @@ impl NamespaceRunner {
         tracing::info!(namespace = %ns.name, version = ns.version, "namespace configuration reloaded");
     }
 
-    /// Stops reading, lets in-flight entries finish until `deadline`, hands
-    /// back the rest.
+    /// Stops reading, lets in-flight entries finish until `deadline`, then
+    /// makes the handlers still delivering give up, waits until no handler
+    /// of this runner runs any more, and only then hands back what is left:
+    /// an entry is never handled by this runner and by its successor at
+    /// once.
     pub async fn stop(self, deadline: DrainDeadline) {
         let _ = self.stop.send(true);
-        loop {
-            if self.ctx.in_flight().is_empty() || deadline.passed() {
-                break;
+        // Readers notice the stop after their current receive.
+        for reader in self.readers {
+            let abort = reader.abort_handle();
+            if tokio::time::timeout(READER_STOP_WAIT, reader)
+                .await
+                .is_err()
+            {
+                abort.abort();
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let handlers = &self.ctx.handlers;
+        handlers.close();
+        tokio::select! {
+            _ = handlers.wait() => {}
+            _ = deadline.sleep() => {}
+        }
+        self.ctx.abandon.cancel();
+        if tokio::time::timeout(ABANDON_WAIT, handlers.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(namespace = %self.ctx.name, "handlers did not stop in time; their entries are handed out again only after the visibility timeout");
+            for t in self.tasks {
+                t.abort();
+            }
+            return;
         }
         let left = group_by_source(self.ctx.in_flight().iter().map(|(t, (_, i))| (t, *i)));
         for (i, tokens) in left.into_iter().enumerate() {
@@ -173,14 +221,17 @@ fn spawn_entry(ctx: &Arc<NamespaceContext>, source: usize, entry: ReceivedEntry)
     // otherwise reads further batches before the tasks hold their slots).
     let slot = ctx.permits.clone().try_acquire_owned().ok();
     let ctx = ctx.clone();
-    tokio::spawn(async move {
+    let handlers = ctx.handlers.clone();
+    handlers.spawn(async move {
         let _permit = match slot {
             Some(p) => Ok(p),
             None => ctx.permits.clone().acquire_owned().await,
         };
         let token = entry.token.clone();
-        handle_entry(&ctx, source, entry).await;
-        ctx.in_flight().remove(&token);
+        // An abandoned entry stays in flight: the stopping runner hands it back.
+        if handle_entry(&ctx, source, entry).await == Handled::Finished {
+            ctx.in_flight().remove(&token);
+        }
         gauge.dec();
     });
 }
@@ -214,11 +265,7 @@ async fn read_loop(ctx: Arc<NamespaceContext>, source: usize, mut stop: watch::R
         drop(slot);
         // `XREADGROUP COUNT` applies to each partition stream: share the free
         // slots among them so one read cannot exceed them.
-        let streams = if src.per_partition_count {
-            ctx.namespace.load().shard_config.partition_count.max(1) as usize
-        } else {
-            1
-        };
+        let streams = src.streams.max(1);
         let n = ctx
             .permits
             .available_permits()

@@ -24,8 +24,10 @@ use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
 use wal_backends::redis_streams::RedisStreamConsumer;
 use wal_core::backend::{AckToken, BackendError, LogConsumer};
+use wal_namespace::spec::MAX_PARTITION_COUNT;
 use wal_namespace::{BackendKind, Namespace};
 use wal_redis::RedisConnection;
+use wal_state::inspect::retired_partitions;
 
 use crate::config::WorkerConfig;
 
@@ -52,8 +54,9 @@ pub struct Source {
     /// Longest wait of one receive.
     pub read_wait: Duration,
     /// Whether entries are spread over one stream per partition, each read
-    /// with its own `COUNT` (Redis streams).
-    pub per_partition_count: bool,
+    /// How many streams one receive reads, each with its own `COUNT` (the
+    /// Redis partition streams); 1 for a Kafka topic or an SQS queue.
+    pub streams: usize,
     acker: Option<mpsc::Sender<AckRequest>>,
 }
 
@@ -70,7 +73,7 @@ impl Source {
             consumer,
             acks_in_settle,
             read_wait,
-            per_partition_count: acks_in_settle,
+            streams: 1,
             acker,
         }
     }
@@ -129,11 +132,23 @@ pub async fn open(
     consumer_name: &str,
     ns: &Namespace,
 ) -> anyhow::Result<Vec<Source>> {
-    let partitions: Vec<u32> = (0..ns.shard_config.partition_count.max(1)).collect();
+    let count = ns.shard_config.partition_count.max(1);
+    let mut partitions: Vec<u32> = (0..count).collect();
+    // Streams beyond a lowered partition count are read until they are done.
+    let retired = retired_partitions(redis, &ns.name, count, MAX_PARTITION_COUNT)
+        .await
+        .context("looking for partitions retired by a lower partition count")?;
+    if !retired.is_empty() {
+        tracing::info!(namespace = %ns.name, ?retired, "draining partitions beyond the partition count");
+    }
+    partitions.extend(retired);
+    let stream_count = partitions.len();
     let redis = RedisStreamConsumer::new(redis, &ns.name, partitions, consumer_name)
         .await
         .context("joining the Redis consumer groups")?;
-    let mut sources = vec![Source::new("redis", Arc::new(redis), true, REDIS_READ_WAIT)];
+    let mut redis_source = Source::new("redis", Arc::new(redis), true, REDIS_READ_WAIT);
+    redis_source.streams = stream_count;
+    let mut sources = vec![redis_source];
     match ns.backend {
         BackendKind::RedisStreams => {}
         #[cfg(feature = "kafka")]

@@ -246,6 +246,66 @@ pub async fn inspect_namespace(
     })
 }
 
+/// Partitions `from..upto` of namespace `ns` whose stream still holds
+/// entries the worker group has not finished — never read, or read and not
+/// acknowledged — although the namespace no longer routes to them (its
+/// `partitionCount` was lowered to `from`). Workers keep reading and
+/// reclaiming these until they are done, so lowering the count strands
+/// nothing.
+pub async fn retired_partitions(
+    conn: &RedisConnection,
+    ns: &str,
+    from: u32,
+    upto: u32,
+) -> Result<Vec<u32>, BackendError> {
+    if from >= upto {
+        return Ok(Vec::new());
+    }
+    let client = conn.connected_client()?;
+    let keys = NamespaceKeys::new(ns);
+    let pipeline = client.pipeline();
+    for p in from..upto {
+        if let Err(e) = pipeline.xlen::<(), _>(keys.stream(p)).await {
+            tracing::error!(error = %e, "could not queue a command in the pipeline");
+        }
+    }
+    let lengths = pipeline.try_all::<Value>().await;
+    let holding: Vec<u32> = (from..upto)
+        .zip(lengths)
+        .filter(|(_, len)| matches!(len, Ok(v) if v.as_u64().unwrap_or(0) > 0))
+        .map(|(p, _)| p)
+        .collect();
+    if holding.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pipeline = client.pipeline();
+    for &p in &holding {
+        let queued = pipeline
+            .custom::<(), Value>(
+                fred::cmd!("XINFO"),
+                vec!["GROUPS".into(), keys.stream(p).into()],
+            )
+            .await;
+        if let Err(e) = queued {
+            tracing::error!(error = %e, "could not queue a command in the pipeline");
+        }
+    }
+    let groups = pipeline.try_all::<Value>().await;
+    let mut out = Vec::new();
+    for (p, reply) in holding.into_iter().zip(groups) {
+        let unfinished = match group_info(reply)? {
+            // Entries and no group: none of them was ever read.
+            None => true,
+            // Unknown lag (entries deleted mid-stream): assume some are unread.
+            Some(g) => g.pending > 0 || g.lag != Some(0),
+        };
+        if unfinished {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 /// Milliseconds since `then_ms`, zero if it is in the future.
 pub fn age_ms(then_ms: u64) -> u64 {
     now_ms().saturating_sub(then_ms)

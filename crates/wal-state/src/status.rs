@@ -8,14 +8,14 @@
 //!
 //! * [`count_delivery`] — one more delivery of a message (poison detection
 //!   for Kafka);
-//! * [`delivered_targets`] — which targets already have a message, so a
-//!   redelivered entry does not call them again;
+//! * [`target_statuses`] — what earlier handlings recorded for a message's
+//!   targets, so a redelivered entry does not act on them again;
 //! * [`find_message_status`] — where a message stands, for the gateway's
 //!   message status endpoint.
 //!
 //! Every write renews the record's TTL.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use fred::error::Error;
@@ -23,7 +23,7 @@ use fred::prelude::*;
 use fred::types::Value;
 use wal_core::backend::BackendError;
 use wal_core::delivery::{
-    status_field, TargetState, TargetStatus, DELIVERY_COUNT_FIELD, STATUS_TARGET_FIELD_PREFIX,
+    status_field, TargetStatus, DELIVERY_COUNT_FIELD, STATUS_TARGET_FIELD_PREFIX,
 };
 use wal_core::keys::NamespaceKeys;
 use wal_redis::{backend_error, RedisConnection};
@@ -47,13 +47,14 @@ pub async fn count_delivery(
     Ok(u32::try_from(count.max(1)).unwrap_or(u32::MAX))
 }
 
-/// Which of `targets` the status record of `message_id` shows as delivered.
-pub async fn delivered_targets(
+/// The status of each of `targets` in the record of `message_id` (targets
+/// without a readable status are left out).
+pub async fn target_statuses(
     conn: &RedisConnection,
     namespace: &str,
     message_id: &str,
     targets: &[&str],
-) -> Result<HashSet<String>, BackendError> {
+) -> Result<HashMap<String, TargetStatus>, BackendError> {
     let client = conn.connected_client()?;
     let key = NamespaceKeys::new(namespace).status(message_id);
     let fields: Vec<String> = targets.iter().map(|t| status_field(t)).collect();
@@ -61,12 +62,10 @@ pub async fn delivered_targets(
     Ok(targets
         .iter()
         .zip(values)
-        .filter(|(_, v)| {
-            v.as_deref()
-                .and_then(|json| serde_json::from_str::<TargetStatus>(json).ok())
-                .is_some_and(|s| s.state == TargetState::Delivered)
+        .filter_map(|(t, v)| {
+            let status = serde_json::from_str::<TargetStatus>(v.as_deref()?).ok()?;
+            Some((t.to_string(), status))
         })
-        .map(|(t, _)| t.to_string())
         .collect())
 }
 
