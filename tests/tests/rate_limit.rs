@@ -76,3 +76,81 @@ async fn two_gateways_together_admit_no_more_than_the_limit() {
     assert_eq!(total + refused, 60);
     delete_namespace_keys(&redis_client(&redis_url()).await, &ns).await;
 }
+
+#[tokio::test]
+async fn a_batch_the_limit_can_never_admit_is_refused_for_good_not_throttled() {
+    let gw = TestGateway::spawn().await;
+    let ns = random_name("big-batch");
+    let mut body = namespace_body(&ns, 1);
+    body["accessControl"] = json!({"rateLimits": {"requestsPerMinute": 60, "burstLimit": 3}});
+    gw.create_namespace(&body).await;
+    let messages: Vec<_> = (0..5)
+        .map(|i| json!({"namespace": ns, "payload": {"i": i}}))
+        .collect();
+    let resp = gw
+        .client
+        .post(gw.url("/api/v1/wal/write/batch"))
+        .header("x-api-key", wal_tests::gateway::WRITE_KEY)
+        .json(&json!({"messages": messages}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    let item = &v["results"][0];
+    assert_eq!(
+        (status, item["error"]["code"].as_str()),
+        (207, Some("BATCH_EXCEEDS_RATE_LIMIT")),
+        "{v}"
+    );
+    assert_eq!(item["error"]["details"]["burst"], 3, "{v}");
+    // Three at once are fine.
+    let messages: Vec<_> = (0..3)
+        .map(|i| json!({"namespace": ns, "payload": {"i": i}}))
+        .collect();
+    let resp = gw
+        .client
+        .post(gw.url("/api/v1/wal/write/batch"))
+        .header("x-api-key", wal_tests::gateway::WRITE_KEY)
+        .json(&json!({"messages": messages}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    delete_namespace_keys(&redis_client(&redis_url()).await, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_is_enforced_or_the_write_refused_when_redis_is_down_on_kafka() {
+    let Some(_) = wal_tests::tansu::tansu_binary() else {
+        panic!("tansu is not installed (scripts/install-tools.sh installs it)");
+    };
+    let broker = wal_tests::tansu::TansuBroker::start().await;
+    let mut redis = wal_tests::redis_server::PrivateRedis::start().await;
+    let (db, _) = sqlite_store();
+    let gw = TestGateway::spawn_with(&redis.url(), &db, |_| {}).await;
+    let ns = random_name("kafka-rl");
+    let mut body = namespace_body(&ns, 1);
+    body["backend"] = json!("kafka");
+    body["backendConfig"] = json!({
+        "brokers": [broker.brokers()],
+        "properties": wal_tests::tansu::TANSU_CLIENT_PROPERTIES
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect::<serde_json::Map<String, serde_json::Value>>(),
+    });
+    body["accessControl"] = json!({"rateLimits": {"requestsPerMinute": 2}});
+    gw.create_namespace(&body).await;
+    let one = json!({"namespace": ns, "payload": {}});
+    let write = || gw.write(&one);
+    assert_eq!(write().await.status().as_u16(), 202, "Kafka appends work");
+    redis.stop().await;
+    // The limit cannot be checked: no write passes unchecked.
+    for _ in 0..3 {
+        let status = write().await.status().as_u16();
+        assert_eq!(
+            status, 503,
+            "a rate-limited Kafka namespace refuses writes it cannot count"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use wal_process::{shutdown_signal, DrainDeadline};
+use wal_process::Program;
 use wal_state::RateLimiter;
 
 use crate::auth::KeyRing;
@@ -54,8 +54,12 @@ impl Application {
             redis,
             namespaces,
             keys,
+            forwarded: config.forwarded_trust(),
             metrics: Metrics::new(),
             round_robin: AtomicU64::new(0),
+            request_slots: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_requests.max(1),
+            )),
             started: Instant::now(),
             config,
         });
@@ -77,38 +81,28 @@ impl Application {
     pub fn state(&self) -> Arc<AppState> {
         self.state.clone()
     }
+}
 
-    /// Serves until SIGTERM or SIGINT.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(shutdown_signal()).await
-    }
+impl Program for Application {
+    type Error = anyhow::Error;
 
     /// Serves until `shutdown` resolves, then stops accepting and lets
     /// in-flight requests finish for up to the configured grace period.
-    pub async fn run_until(
+    async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let grace_secs = self.state.config.shutdown_grace_secs;
-        let app = crate::routes::router(self.state.clone());
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(
+        let config = &self.state.config;
+        let drained = crate::serve::serve(
             self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            crate::routes::router(self.state.clone()),
+            config.header_read_timeout(),
+            Duration::from_secs(config.shutdown_grace_secs),
+            shutdown,
         )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutdown requested; draining in-flight requests");
-            let _ = stop_tx.send(true);
-        });
-        let mut stop_rx2 = stop_rx.clone();
-        let deadline = async move {
-            let _ = stop_rx2.wait_for(|s| *s).await;
-            DrainDeadline::after_secs(grace_secs).sleep().await;
-        };
-        tokio::select! {
-            res = server => res.context("serving HTTP")?,
-            _ = deadline => tracing::warn!("drain deadline reached; closing remaining connections"),
+        .await;
+        if !drained {
+            tracing::warn!("drain deadline reached; closing remaining connections");
         }
         self.refresher.abort();
         self.state.redis.quit().await;

@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
+use ipnet::IpNet;
 use wal_namespace::{any_matches, ApiKeyHash, Namespace, NamespaceCache};
 
 use crate::error::ApiError;
@@ -100,12 +101,15 @@ impl WriteCaller {
                 "API key is not allowed on this namespace",
             ));
         }
-        if let Some(ip) = self.ip {
-            if !ns.ip_allowed(ip) {
-                return Err(ApiError::Forbidden(
-                    "client IP is not allowed on this namespace",
-                ));
-            }
+        let ip_ok = match self.ip {
+            Some(ip) => ns.ip_allowed(ip),
+            // An address that could not be determined passes no allow-list.
+            None => ns.ip_allow_list.is_empty(),
+        };
+        if !ip_ok {
+            return Err(ApiError::Forbidden(
+                "client IP is not allowed on this namespace",
+            ));
         }
         Ok(())
     }
@@ -170,24 +174,68 @@ pub fn authorize_admin(
     }
 }
 
-/// The client IP: the peer address, or the first `X-Forwarded-For` entry
-/// when the gateway is configured to trust it.
+/// Which `X-Forwarded-For` entries to believe (`WAL_TRUST_FORWARDED_FOR`,
+/// `WAL_TRUSTED_PROXIES`).
+#[derive(Clone, Debug, Default)]
+pub struct ForwardedTrust {
+    /// Whether the header is read at all.
+    pub enabled: bool,
+    /// The proxies in front of the gateway; empty: the peer is the one proxy.
+    pub proxies: Vec<IpNet>,
+}
+
+impl ForwardedTrust {
+    fn is_proxy(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// The client IP for IP allow-lists. Without trusted forwarding it is the
+/// peer address. With it, `X-Forwarded-For` (every such header, in order) is
+/// read from the right — the end a proxy appends to, which the client cannot
+/// write: the first entry that is not a trusted proxy is the client. A
+/// header from a peer that is not a trusted proxy (when proxies are listed)
+/// is ignored. `None` when the entry that should name the client is not an
+/// address: then no IP allow-list passes.
 pub fn client_ip(
     extensions: &Extensions,
     headers: &HeaderMap,
-    trust_forwarded_for: bool,
+    trust: &ForwardedTrust,
 ) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok());
-        if forwarded.is_some() {
-            return forwarded;
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if !trust.enabled {
+        return peer;
+    }
+    if !trust.proxies.is_empty() && !peer.is_some_and(|p| trust.is_proxy(p)) {
+        return peer;
+    }
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if entries.is_empty() {
+        return peer;
+    }
+    for entry in entries.iter().rev() {
+        let ip = entry.parse::<IpAddr>().ok()?;
+        if trust.proxies.is_empty() || !trust.is_proxy(ip) {
+            return Some(ip);
         }
     }
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+    // Every entry is a trusted proxy: the leftmost is as close to the client as we know.
+    entries.first().and_then(|e| e.parse().ok())
 }

@@ -2,8 +2,10 @@
 //! README's configuration table lists the same settings.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
+use ipnet::IpNet;
 use wal_process::{LogArgs, RedisArgs, StoreArgs};
 
 /// Settings of one gateway process.
@@ -35,6 +37,20 @@ pub struct GatewayConfig {
     )]
     pub admin_api_keys: Vec<String>,
 
+    /// Most requests one gateway handles at once; one more is answered 503
+    /// SERVICE_OVERLOADED with Retry-After (health and metrics excepted).
+    #[arg(long, env = "WAL_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+
+    /// Milliseconds a client may take to send its request headers; the
+    /// connection is closed after that (slowloris).
+    #[arg(long, env = "WAL_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+
+    /// Milliseconds a client may take to send a request body (408 after that).
+    #[arg(long, env = "WAL_BODY_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_read_timeout_ms: u64,
+
     /// Largest request body in bytes (a batch included).
     #[arg(long, env = "WAL_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -43,10 +59,21 @@ pub struct GatewayConfig {
     #[arg(long, env = "WAL_MAX_BATCH", default_value_t = 1000)]
     pub max_batch: usize,
 
-    /// Take the client IP for IP allow-lists from the first `X-Forwarded-For`
-    /// address (only behind a proxy that sets it).
+    /// Take the client IP for IP allow-lists from `X-Forwarded-For` (only
+    /// behind a proxy that appends to it): the address the nearest trusted
+    /// proxy added, i.e. the rightmost one that is not itself a trusted
+    /// proxy (`WAL_TRUSTED_PROXIES`). Never the leftmost: a client writes
+    /// what it likes there.
     #[arg(long, env = "WAL_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
+
+    /// Comma-separated CIDRs (or addresses) of the proxies in front of the
+    /// gateway. When set, `X-Forwarded-For` is believed only from a peer in
+    /// this list, and its entries are walked from the right past every
+    /// trusted proxy; when empty, the peer is the one proxy and the rightmost
+    /// entry is the client.
+    #[arg(long, env = "WAL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
 
     /// Requeue-by-filter calls (`POST …/dlq/requeue`) allowed per namespace
     /// per second, counted across every gateway instance.
@@ -73,14 +100,36 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// How long request headers may take.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms.max(1))
+    }
+
+    /// How long a request body may take.
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms.max(1))
+    }
+
+    /// Which `X-Forwarded-For` entries to believe.
+    pub fn forwarded_trust(&self) -> crate::auth::ForwardedTrust {
+        crate::auth::ForwardedTrust {
+            enabled: self.trust_forwarded_for,
+            proxies: self.trusted_proxies.clone(),
+        }
+    }
+
     /// A configuration for tests: listen on a free loopback port.
     pub fn for_tests(redis_url: &str, database_url: &str) -> Self {
         let mut cfg = Self::parse_from(["wal-gateway"]);
         cfg.listen = "127.0.0.1:0".parse().expect("valid address");
-        cfg.redis.redis_url = redis_url.to_string();
-        cfg.store.database_url = database_url.to_string();
-        cfg.redis.redis_timeout_ms = 1000;
-        cfg.store.namespace_refresh_ms = 200;
+        cfg.redis = RedisArgs::for_tests(redis_url);
+        cfg.store = StoreArgs::for_tests(database_url);
         cfg
     }
+}
+
+/// A CIDR or a single address (`10.0.0.0/8`, `127.0.0.1`).
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    wal_namespace::validate::parse_ip_entry(s.trim())
+        .ok_or_else(|| format!("`{s}` is not an IP address or CIDR"))
 }

@@ -9,7 +9,7 @@ use wal_core::validate::FieldErrors;
 use wal_core::{Durability, ErrorCode};
 
 /// An API error, before the request's metadata is attached.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     /// Invalid fields or malformed JSON.
     #[error("request validation failed")]
@@ -51,6 +51,16 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
+    /// The request costs more than the rate limit ever admits at once.
+    #[error("This request writes {cost} messages; namespace '{namespace}' admits at most {burst} at once: split it")]
+    ExceedsRateLimit {
+        /// The namespace.
+        namespace: String,
+        /// Messages in the request.
+        cost: u32,
+        /// The most the limit admits at once.
+        burst: u32,
+    },
     /// The backend did not record the message (or may not have).
     #[error("The log backend is unavailable; the message was not recorded")]
     ProducerUnavailable {
@@ -62,6 +72,12 @@ pub enum ApiError {
     /// a `durable` field since nothing was being written.
     #[error("The log backend is unavailable; try again later")]
     BackendUnavailable(String),
+    /// Too many requests in progress on this gateway.
+    #[error("The gateway is busy; retry shortly")]
+    Overloaded,
+    /// The client did not send its request in time.
+    #[error("The request body did not arrive in time")]
+    RequestTimeout,
     /// Anything unexpected; the cause is logged only.
     #[error("An unexpected error occurred")]
     Internal(String),
@@ -81,9 +97,12 @@ impl ApiError {
             ApiError::TooLarge { .. } => ErrorCode::MessageSizeLimitExceeded,
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::ExceedsRateLimit { .. } => ErrorCode::BatchExceedsRateLimit,
             ApiError::ProducerUnavailable { .. } | ApiError::BackendUnavailable(_) => {
                 ErrorCode::ProducerUnavailable
             }
+            ApiError::Overloaded => ErrorCode::ServiceOverloaded,
+            ApiError::RequestTimeout => ErrorCode::RequestTimeout,
             ApiError::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -116,6 +135,11 @@ impl ApiError {
             } => {
                 json!({ "namespace": namespace, "retryAfterSeconds": retry_after_secs })
             }
+            ApiError::ExceedsRateLimit {
+                namespace,
+                cost,
+                burst,
+            } => json!({ "namespace": namespace, "cost": cost, "burst": burst }),
             ApiError::ProducerUnavailable { durability } => json!({ "durable": durability }),
             _ => json!({}),
         }
@@ -145,13 +169,16 @@ impl IntoResponse for ApiError {
             body["durable"] = json!(durability);
         }
         let mut resp = (status, axum::Json(body)).into_response();
-        if let ApiError::RateLimited {
-            retry_after_secs, ..
-        } = &self
-        {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                resp.headers_mut().insert("retry-after", v);
-            }
+        let retry_after = match &self {
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            ApiError::Overloaded => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
         }
         // The envelope's `metadata` is added by the request-context middleware,
         // which knows the request id, path and method.

@@ -20,7 +20,7 @@ use wal_core::request::{TargetRef, WriteLimits, WriteRequest};
 use wal_core::routing::{choose_partition, RoutingInput};
 use wal_core::validate::FieldErrors;
 use wal_core::{Durability, Envelope, MessageId};
-use wal_namespace::{Namespace, TargetKind};
+use wal_namespace::{BackendKind, Namespace, TargetKind};
 
 use crate::auth::WriteCaller;
 use crate::error::ApiError;
@@ -162,17 +162,29 @@ pub fn limits_of(ns: &Namespace) -> Limits {
     }
 }
 
-/// Takes `cost` tokens from the namespace's rate limit, or refuses.
+/// Takes `cost` tokens from the namespace's rate limit, or refuses: `429`
+/// while the limit is reached, `422` for a request the limit can never admit
+/// at once, `503` when the limit cannot be checked on a backend whose
+/// appends do not need Redis (Kafka, SQS). On Redis Streams an unchecked
+/// limit admits: the append itself fails then.
 pub async fn admit(state: &AppState, ns: &Namespace, cost: u32) -> Result<(), ApiError> {
-    match state
-        .rate_limiter
-        .admit(&ns.name, limits_of(ns), cost)
-        .await
-    {
+    let limits = limits_of(ns);
+    if let Some(burst) = limits.largest_admissible().filter(|b| cost > *b) {
+        return Err(ApiError::ExceedsRateLimit {
+            namespace: ns.name.clone(),
+            cost,
+            burst,
+        });
+    }
+    match state.rate_limiter.admit(&ns.name, limits, cost).await {
         Admission::Admitted => Ok(()),
         Admission::Refused(wait) => Err(ApiError::RateLimited {
             namespace: ns.name.clone(),
             retry_after_secs: wait.as_millis().div_ceil(1000).max(1) as u64,
+        }),
+        Admission::Unknown if ns.backend == BackendKind::RedisStreams => Ok(()),
+        Admission::Unknown => Err(ApiError::ProducerUnavailable {
+            durability: Durability::False,
         }),
     }
 }
@@ -246,8 +258,18 @@ fn resolve_targets(ns: &Namespace, req: &WriteRequest) -> Result<Vec<TargetRef>,
                 }
             }
         }
-        if t.key_prefix.is_some() && !matches!(cfg.kind, TargetKind::Cache(_)) {
-            errors.push(path("keyPrefix"), "only cache targets take a key prefix");
+        if let Some(prefix) = &t.key_prefix {
+            match &cfg.kind {
+                TargetKind::Cache(c) if !prefix.starts_with(&c.key_prefix) => errors.push(
+                    path("keyPrefix"),
+                    format!(
+                        "must extend the target's configured prefix `{}` (start with it)",
+                        c.key_prefix
+                    ),
+                ),
+                TargetKind::Cache(_) => {}
+                _ => errors.push(path("keyPrefix"), "only cache targets take a key prefix"),
+            }
         }
     }
     errors.into_result().map(|_| selector.as_slice().to_vec())

@@ -13,23 +13,27 @@
 //! ## Layout
 //!
 //! * [`config`] — clap settings (`WAL_…`).
-//! * [`app`] — `Application::build` / `run_until_stopped`.
+//! * [`app`] — `Application::build`, then `run_until_stopped` ([`wal_process::Program`]).
 //! * [`routes`] — HTTP handlers and the router.
 //! * [`ingest`] — the write path (resolve, admit, prepare, publish).
 //! * [`auth`] — API keys and IP allow-lists.
 //! * [`error`] — `ApiError` and the error envelope.
 //! * [`request_context`] — request ids, spans, HTTP metrics.
+//! * [`guard`] — the concurrency limit; [`serve`] — the server loop with the
+//!   header read timeout and the drain.
 //! * [`metrics`] — the Prometheus registry.
 
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod ingest;
 pub mod metrics;
 pub mod producers;
 pub mod request_context;
 pub mod routes;
+pub mod serve;
 pub mod state;
 
 pub use app::Application;
@@ -40,6 +44,7 @@ pub use config::GatewayConfig;
 /// runs this same function.)
 pub async fn run_cli() -> anyhow::Result<()> {
     use clap::Parser;
+    use wal_process::Program;
     let config = GatewayConfig::parse();
     config.log.init();
     let app = Application::build(config).await?;

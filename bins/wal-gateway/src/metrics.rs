@@ -99,6 +99,8 @@ pub struct Metrics {
     pub http_duration: Family<RouteLabels, Histogram>,
     /// `wal_namespace_cache_size`.
     pub namespaces_cached: Gauge,
+    /// `wal_requests_overloaded_total`.
+    pub overloaded: Counter,
 }
 
 impl Default for Metrics {
@@ -159,6 +161,12 @@ impl Metrics {
             "Namespaces held in the cache",
             namespaces_cached.clone(),
         );
+        let overloaded = Counter::default();
+        registry.register(
+            "wal_requests_overloaded",
+            "Requests refused because the gateway was handling WAL_MAX_CONCURRENT_REQUESTS already",
+            overloaded.clone(),
+        );
         Self {
             registry,
             requests,
@@ -168,6 +176,7 @@ impl Metrics {
             http_requests,
             http_duration,
             namespaces_cached,
+            overloaded,
         }
     }
 

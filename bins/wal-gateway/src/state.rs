@@ -8,7 +8,7 @@ use wal_namespace::NamespaceCache;
 use wal_redis::RedisConnection;
 use wal_state::RateLimiter;
 
-use crate::auth::KeyRing;
+use crate::auth::{ForwardedTrust, KeyRing};
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
 use crate::producers::Producers;
@@ -27,11 +27,15 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// Hashed global and admin keys.
     pub keys: KeyRing,
+    /// Which `X-Forwarded-For` entries to believe.
+    pub forwarded: ForwardedTrust,
     /// Metrics registry.
     pub metrics: Metrics,
     /// Round-robin ticket counter of this instance (all namespaces share it;
     /// consecutive tickets still cycle each namespace's partitions evenly).
     pub round_robin: AtomicU64,
+    /// Free request slots (`WAL_MAX_CONCURRENT_REQUESTS`).
+    pub request_slots: Arc<tokio::sync::Semaphore>,
     /// Process start, for `uptimeSeconds`.
     pub started: Instant,
 }

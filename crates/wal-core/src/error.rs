@@ -28,8 +28,15 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// Too many requests for this namespace; see `Retry-After`.
     RateLimited,
+    /// One request costs more messages than the namespace's rate limit ever
+    /// admits at once: waiting does not help, splitting does.
+    BatchExceedsRateLimit,
     /// The backend is unreachable; nothing was recorded.
     ProducerUnavailable,
+    /// The gateway is handling as many requests as it may; retry after `Retry-After`.
+    ServiceOverloaded,
+    /// The client took too long to send its request.
+    RequestTimeout,
     /// An unexpected failure; no internals are returned.
     InternalServerError,
 }
@@ -46,8 +53,10 @@ impl ErrorCode {
             ErrorCode::MessageSizeLimitExceeded => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,
+            ErrorCode::BatchExceedsRateLimit => 422,
             ErrorCode::InternalServerError => 500,
-            ErrorCode::ProducerUnavailable => 503,
+            ErrorCode::ProducerUnavailable | ErrorCode::ServiceOverloaded => 503,
+            ErrorCode::RequestTimeout => 408,
         }
     }
 
@@ -64,7 +73,10 @@ impl ErrorCode {
             ErrorCode::MessageSizeLimitExceeded => "MESSAGE_SIZE_LIMIT_EXCEEDED",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::BatchExceedsRateLimit => "BATCH_EXCEEDS_RATE_LIMIT",
             ErrorCode::ProducerUnavailable => "PRODUCER_UNAVAILABLE",
+            ErrorCode::ServiceOverloaded => "SERVICE_OVERLOADED",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
             ErrorCode::InternalServerError => "INTERNAL_SERVER_ERROR",
         }
     }

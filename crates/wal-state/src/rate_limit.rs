@@ -10,9 +10,13 @@
 //! * hour bucket: capacity and refill of `requestsPerHour`.
 //!
 //! A request is admitted only if every configured bucket holds its cost (one
-//! token per message), and then takes it from each. When Redis cannot be
-//! asked, the request is admitted (fail open) and a warning is logged: the
-//! append itself will then fail with 503 anyway.
+//! token per message), and then takes it from each. A request costing more
+//! than a bucket holds ([`Limits::largest_admissible`]) can never be
+//! admitted. When Redis cannot be asked the answer is
+//! [`Admission::Unknown`] and the gateway decides: a Redis Streams
+//! namespace's append fails then anyway, so it goes ahead; a Kafka or SQS
+//! namespace, whose appends do not need Redis, refuses the write rather
+//! than let it pass unlimited.
 //!
 //! ## Fixed windows: [`take_window_permit`] (`fixed_window.lua`)
 //!
@@ -50,6 +54,17 @@ impl Limits {
         self.per_minute.is_some() || self.per_hour.is_some()
     }
 
+    /// The largest cost the buckets can ever admit at once (the smallest
+    /// capacity), if any limit is set: a request costing more is refused
+    /// for good, not throttled.
+    pub fn largest_admissible(&self) -> Option<u32> {
+        self.buckets()
+            .iter()
+            .filter(|(capacity, _)| *capacity > 0.0)
+            .map(|(capacity, _)| *capacity as u32)
+            .min()
+    }
+
     /// `(capacity, refill per ms)` of both buckets; capacity 0 = absent.
     fn buckets(&self) -> [(f64, f64); 2] {
         let minute = match self.per_minute {
@@ -74,6 +89,8 @@ pub enum Admission {
     Admitted,
     /// Refused; retry after this long.
     Refused(Duration),
+    /// Redis could not be asked: the caller decides (see the module docs).
+    Unknown,
 }
 
 /// The shared limiter.
@@ -128,12 +145,12 @@ impl RateLimiter {
                 _ => Admission::Admitted,
             },
             Ok(other) => {
-                tracing::warn!(?other, "unexpected rate-limit reply; admitting");
-                Admission::Admitted
+                tracing::warn!(?other, namespace = ns, "unexpected rate-limit reply");
+                Admission::Unknown
             }
             Err(e) => {
-                tracing::warn!(error = %e, namespace = ns, "rate limiter unavailable; admitting");
-                Admission::Admitted
+                tracing::warn!(error = %e, namespace = ns, "rate limiter unavailable");
+                Admission::Unknown
             }
         }
     }

@@ -535,7 +535,7 @@ pub async fn requeue_by_filter(
     let Path(name) = path.map_err(path_error)?;
     let (parts, body) = req.into_parts();
     let ns = operated_namespace(&state, &parts, &name)?;
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let bytes = read_body(&state, body).await?;
     let request: RequeueFilterRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         RequeueFilterRequest::default()
     } else {

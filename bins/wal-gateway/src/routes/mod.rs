@@ -31,6 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/namespaces/{name}",
             get(namespaces::get_one)
                 .put(namespaces::update)
+                .patch(namespaces::patch)
                 .delete(namespaces::delete),
         )
         .route("/api/v1/namespaces/{name}/enable", post(namespaces::enable))
@@ -70,6 +71,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::guard::concurrency_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::request_context::request_context,
         ))
         .with_state(state)
@@ -98,9 +103,16 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Reads the whole body, refusing more than `limit` bytes with `413`.
-pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+/// Reads the whole body, refusing more than `WAL_MAX_BODY_BYTES` with `413`
+/// and a body that takes longer than `WAL_BODY_READ_TIMEOUT_MS` with `408`
+/// (a client trickling its body cannot hold a request slot for ever).
+pub async fn read_body(state: &AppState, body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let read = axum::body::to_bytes(body, limit);
+    let Ok(read) = tokio::time::timeout(state.config.body_read_timeout(), read).await else {
+        return Err(ApiError::RequestTimeout);
+    };
+    read.map_err(|e| {
         let text = format!("{e}");
         if text.contains("length limit") {
             ApiError::TooLarge {

@@ -139,11 +139,7 @@ pub fn namespace_named(state: &AppState, name: &str) -> Result<Arc<Namespace>, A
 
 /// The caller of a read endpoint (`401` when the key is missing or unknown).
 pub fn reader(state: &AppState, parts: &Parts) -> Result<Reader, ApiError> {
-    let ip = client_ip(
-        &parts.extensions,
-        &parts.headers,
-        state.config.trust_forwarded_for,
-    );
+    let ip = client_ip(&parts.extensions, &parts.headers, &state.forwarded);
     authenticate_reader(&state.keys, &state.namespaces, &parts.headers, ip)
 }
 

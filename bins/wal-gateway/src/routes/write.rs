@@ -125,9 +125,10 @@ pub async fn write(State(state): State<Arc<AppState>>, req: Request) -> Response
     let mut namespace = String::new();
     let result: Result<WriteResponse, ApiError> = async {
         require_json(&parts.headers)?;
-        let bytes = read_body(body, state.config.max_body_bytes).await?;
-        let ip = client_ip(&parts.extensions, &parts.headers, state.config.trust_forwarded_for);
+        // The key first: an unknown caller costs no body read.
+        let ip = client_ip(&parts.extensions, &parts.headers, &state.forwarded);
         let caller = authenticate_writer(&state.keys, &state.namespaces, &parts.headers, ip)?;
+        let bytes = read_body(&state, body).await?;
         let write = ingest::parse_write(&bytes)?;
         namespace = write.normalized_namespace();
         let ns = ingest::resolve_namespace(&state, &caller, &write)?;
@@ -194,13 +195,10 @@ async fn batch_inner(
     started: Instant,
 ) -> Result<(StatusCode, Vec<BatchItem>), ApiError> {
     require_json(&parts.headers)?;
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
-    let ip = client_ip(
-        &parts.extensions,
-        &parts.headers,
-        state.config.trust_forwarded_for,
-    );
+    // The key first: an unknown caller costs no body read.
+    let ip = client_ip(&parts.extensions, &parts.headers, &state.forwarded);
     let caller = authenticate_writer(&state.keys, &state.namespaces, &parts.headers, ip)?;
+    let bytes = read_body(state, body).await?;
     let batch: BatchWriteRequest<'_> = ingest::parse_json_borrowed(&bytes)?;
     if batch.messages.is_empty() {
         return Err(ApiError::field(
@@ -252,15 +250,8 @@ async fn batch_inner(
     // 3. Validate and enrich.
     let mut prepared = Vec::new();
     for (i, w, ns) in resolved {
-        if let Some(ApiError::RateLimited {
-            namespace,
-            retry_after_secs,
-        }) = refused.get(&ns.name)
-        {
-            results[i] = Some(Err(ApiError::RateLimited {
-                namespace: namespace.clone(),
-                retry_after_secs: *retry_after_secs,
-            }));
+        if let Some(e) = refused.get(&ns.name) {
+            results[i] = Some(Err(e.clone()));
             continue;
         }
         let mut headers = base.clone();
