@@ -18,12 +18,24 @@ use wal_tests::e2e::{Reply, Sink, Stack};
 use wal_tests::gateway::{delete_namespace_keys, redis_client};
 use wal_tests::{random_name, redis_url};
 
+/// The status of `target` of message `id`, waiting (up to 10 s) until a
+/// worker recorded one: the sink sees a request before its outcome is settled.
 async fn status_of(redis: &Client, ns: &str, id: &str, target: &str) -> TargetStatus {
-    let json: String = redis
-        .hget(NamespaceKeys::new(ns).status(id), status_field(target))
-        .await
-        .unwrap();
-    serde_json::from_str(&json).unwrap()
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let json: Option<String> = redis
+            .hget(NamespaceKeys::new(ns).status(id), status_field(target))
+            .await
+            .unwrap();
+        if let Some(json) = json {
+            return serde_json::from_str(&json).unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no status recorded for {id}/{target}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,6 +86,12 @@ async fn a_redelivered_entry_never_overwrites_what_an_earlier_handling_settled()
         status_of(&redis, &ns, &retrying, "flaky").await.state,
         TargetState::Retrying
     );
+    for id in [&delivered, &short_lived] {
+        assert_eq!(
+            status_of(&redis, &ns, id, "ok").await.state,
+            TargetState::Delivered
+        );
+    }
     // Let the short-lived message expire, then hand every entry out again.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let entries: Vec<(String, HashMap<String, String>)> =
