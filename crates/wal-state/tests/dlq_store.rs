@@ -305,3 +305,53 @@ async fn requeue_by_filter_purge_and_the_rate_counter() {
     }
     cleanup(&conn, &ns).await;
 }
+
+#[tokio::test]
+async fn one_list_call_reads_a_bounded_amount_however_large_the_entries() {
+    let conn = connect().await;
+    let ns = random_ns();
+    let store = DlqStore::new(conn.clone(), &ns);
+    // 120 entries of ~100 KB that a filter skips, then the one it wants: a
+    // writer who fills their own DLQ must not make one call read all of it.
+    let big = serde_json::json!({"blob": "x".repeat(100_000)}).to_string();
+    for _ in 0..120 {
+        let mut env = envelope(&ns, &["a"]);
+        env.payload = serde_json::value::RawValue::from_string(big.clone()).unwrap();
+        store
+            .add(&record(&env, DlqReason::Permanent, "a"))
+            .await
+            .unwrap();
+    }
+    let wanted = store
+        .add(&record(&envelope(&ns, &["a"]), DlqReason::Expired, "a"))
+        .await
+        .unwrap();
+    // Newest first: the wanted entry is the first one read; ask for the others.
+    let filter = DlqFilter {
+        reason: Some(DlqReason::Permanent),
+        ..Default::default()
+    };
+    let first = store.list(&filter, None, 1000).await.unwrap();
+    assert!(
+        first.scanned < 100,
+        "one call read {} entries of ~100 KB",
+        first.scanned
+    );
+    assert!(first.next_cursor.is_some(), "and says where to go on");
+    // Following the cursors reaches every entry, each once.
+    let mut seen = first.entries.len();
+    let mut cursor = first.next_cursor;
+    while let Some(c) = cursor {
+        let page = store.list(&filter, Some(&c), 1000).await.unwrap();
+        seen += page.entries.len();
+        cursor = page.next_cursor;
+    }
+    assert_eq!(seen, 120);
+    let expired = DlqFilter {
+        reason: Some(DlqReason::Expired),
+        ..Default::default()
+    };
+    let page = store.list(&expired, None, 10).await.unwrap();
+    assert_eq!(page.entries[0].entry_id, wanted);
+    cleanup(&conn, &ns).await;
+}

@@ -7,7 +7,11 @@
 //! `None` when the range is exhausted. Filters on reason and target are
 //! applied while scanning, so a filtered page may hold fewer than `limit`
 //! entries (even none) and still carry a cursor; every call examines at most
-//! [`MAX_SCAN_PER_CALL`] entries.
+//! [`MAX_SCAN_PER_CALL`] entries and reads at most [`LIST_READ_BYTES`] (a
+//! writer who fills their own DLQ with large messages cannot make one call
+//! read all of it). The first round trip reads a few entries; later ones are
+//! sized from the entries seen so a reply stays near `REPLY_BYTES`
+//! ([`ReadBudget`]).
 
 use std::collections::BTreeMap;
 
@@ -18,7 +22,9 @@ use wal_core::envelope::DecodeError;
 use wal_core::Envelope;
 
 use super::ids::{DlqFilter, StreamId};
-use super::{DlqError, DlqStore, MAX_SCAN_PER_CALL, SCAN_CHUNK};
+use super::{
+    DlqError, DlqStore, FIRST_CHUNK, LIST_READ_BYTES, MAX_SCAN_PER_CALL, REPLY_BYTES, SCAN_CHUNK,
+};
 
 /// One entry of the DLQ stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +64,15 @@ impl DlqEntry {
             }
         };
         Self { entry_id, record }
+    }
+
+    /// About how many bytes the entry took to read.
+    pub(super) fn size(&self) -> usize {
+        self.record.body.len()
+            + self.record.error.len()
+            + self.record.message_id.len()
+            + self.record.target.len()
+            + 64
     }
 
     /// The stored envelope, decoded.
@@ -112,6 +127,47 @@ pub(super) enum Order {
     NewestFirst,
     /// `XRANGE`.
     OldestFirst,
+}
+
+/// How much a scan may still read, and how many entries to ask for next.
+#[derive(Clone, Debug)]
+pub(super) struct ReadBudget {
+    total: usize,
+    used: usize,
+    seen: usize,
+}
+
+impl ReadBudget {
+    /// At most `total` bytes.
+    pub(super) fn new(total: usize) -> Self {
+        Self {
+            total,
+            used: 0,
+            seen: 0,
+        }
+    }
+
+    /// Entries to ask for next, at most `want`: a few before anything is
+    /// known, then as many as fit a reply of `REPLY_BYTES` (and the rest of
+    /// the budget) at the average size seen so far.
+    pub(super) fn next_chunk(&self, want: usize) -> usize {
+        let fit = match self.used.checked_div(self.seen) {
+            None => FIRST_CHUNK,
+            Some(average) => REPLY_BYTES.min(self.total.saturating_sub(self.used)) / average.max(1),
+        };
+        fit.clamp(1, want.max(1))
+    }
+
+    /// Counts what a round trip read.
+    pub(super) fn record(&mut self, entries: &[DlqEntry]) {
+        self.seen += entries.len();
+        self.used += entries.iter().map(DlqEntry::size).sum::<usize>();
+    }
+
+    /// Whether the budget is spent.
+    pub(super) fn spent(&self) -> bool {
+        self.used >= self.total
+    }
 }
 
 /// What a scan visitor asks for after a chunk.
@@ -186,12 +242,14 @@ impl DlqStore {
         F: FnMut(&[DlqEntry]) -> ScanStep,
     {
         let mut scanned = 0usize;
+        let mut bytes = ReadBudget::new(LIST_READ_BYTES);
         loop {
             if low > high {
                 return Ok((None, scanned));
             }
-            let want = chunk.min(budget.saturating_sub(scanned)).max(1);
+            let want = bytes.next_chunk(chunk.min(budget.saturating_sub(scanned)));
             let entries = self.read_range(order, low, high, want).await?;
+            bytes.record(&entries);
             let full = entries.len() == want;
             let step = visit(&entries);
             let consumed = match step {
@@ -234,7 +292,7 @@ impl DlqStore {
                 Order::NewestFirst => high = next,
                 Order::OldestFirst => low = next,
             }
-            if scanned >= budget {
+            if scanned >= budget || bytes.spent() {
                 return Ok((Some(next), scanned));
             }
         }

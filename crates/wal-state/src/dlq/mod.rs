@@ -66,8 +66,22 @@ use crate::rate_limit::RateLimitError;
 /// stops there says so (a cursor, `has_more`, `complete: false`).
 pub const MAX_SCAN_PER_CALL: usize = 10_000;
 
-/// Entries read per round trip while scanning.
+/// Most entries read per round trip while scanning.
 const SCAN_CHUNK: usize = 200;
+
+/// Entries read by the first round trip of a scan, before their size is known.
+const FIRST_CHUNK: usize = 8;
+
+/// Bytes one round trip of a scan aims to stay under (its entry count is
+/// sized from the entries read so far).
+const REPLY_BYTES: usize = 2 << 20;
+
+/// Bytes one list call reads at the most (any key that may read the
+/// namespace can call it); a call that stops there answers a cursor.
+pub const LIST_READ_BYTES: usize = 8 << 20;
+
+/// Bytes one requeue-by-filter or purge call reads at the most (admin keys).
+pub const ADMIN_READ_BYTES: usize = 64 << 20;
 
 static ADD: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../scripts/dlq_add.lua")));

@@ -10,7 +10,8 @@ use wal_redis::LuaScript;
 
 use super::ids::StreamId;
 use super::list::Order;
-use super::{DlqError, DlqFilter, DlqStore, MAX_SCAN_PER_CALL, SCAN_CHUNK};
+use super::list::ReadBudget;
+use super::{DlqError, DlqFilter, DlqStore, ADMIN_READ_BYTES, MAX_SCAN_PER_CALL, SCAN_CHUNK};
 
 static PURGE: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(include_str!("../scripts/dlq_purge.lua")));
@@ -52,16 +53,18 @@ impl DlqStore {
         let (mut low, high) = filter.id_range();
         let mut scanned = 0usize;
         let mut complete = true;
+        let mut bytes = ReadBudget::new(ADMIN_READ_BYTES);
         loop {
             if low > high {
                 break;
             }
-            if scanned >= MAX_SCAN_PER_CALL {
+            if scanned >= MAX_SCAN_PER_CALL || bytes.spent() {
                 complete = false;
                 break;
             }
-            let want = SCAN_CHUNK.min(MAX_SCAN_PER_CALL - scanned);
+            let want = bytes.next_chunk(SCAN_CHUNK.min(MAX_SCAN_PER_CALL - scanned));
             let chunk = self.read_range(Order::OldestFirst, low, high, want).await?;
+            bytes.record(&chunk);
             scanned += chunk.len();
             // Delete chunk by chunk, so a long purge makes progress even if a later read fails.
             let args: Vec<Value> = chunk

@@ -34,8 +34,9 @@ use wal_core::Envelope;
 use wal_redis::LuaScript;
 
 use super::ids::{DlqFilter, StreamId};
+use super::list::ReadBudget;
 use super::list::{DlqEntry, Order};
-use super::{DlqError, DlqStore, MAX_SCAN_PER_CALL, SCAN_CHUNK};
+use super::{DlqError, DlqStore, ADMIN_READ_BYTES, MAX_SCAN_PER_CALL, SCAN_CHUNK};
 use crate::rate_limit::{take_window_permit, Permit};
 
 static REQUEUE: LazyLock<LuaScript> =
@@ -239,21 +240,23 @@ impl DlqStore {
     ) -> Result<RequeueSummary, DlqError> {
         let mut summary = RequeueSummary::default();
         let (mut low, high) = filter.id_range();
+        let mut bytes = ReadBudget::new(ADMIN_READ_BYTES);
         let mut scanned_total = 0usize;
         loop {
             if summary.requeued.len() >= limit {
                 summary.has_more = true;
                 break;
             }
-            if scanned_total >= MAX_SCAN_PER_CALL {
+            if scanned_total >= MAX_SCAN_PER_CALL || bytes.spent() {
                 summary.has_more = true;
                 break;
             }
             if low > high {
                 break;
             }
-            let want = SCAN_CHUNK.min(MAX_SCAN_PER_CALL - scanned_total);
+            let want = bytes.next_chunk(SCAN_CHUNK.min(MAX_SCAN_PER_CALL - scanned_total));
             let chunk = self.read_range(Order::OldestFirst, low, high, want).await?;
+            bytes.record(&chunk);
             let full = chunk.len() == want;
             let room = limit - summary.requeued.len();
             let mut items = Vec::new();
