@@ -85,3 +85,146 @@ async fn namespace_changes_and_failed_starts_leak_no_redis_connection() {
         "Redis connections grew from {before} to {after} over 10 restarts and failed starts"
     );
 }
+
+/// Consumer names in the worker group of `stream`.
+async fn consumers(redis: &Client, stream: &str) -> Vec<String> {
+    let reply: fred::types::Value = redis
+        .custom(
+            fred::cmd!("XINFO"),
+            vec!["CONSUMERS", stream, wal_core::keys::CONSUMER_GROUP],
+        )
+        .await
+        .unwrap();
+    reply
+        .into_array()
+        .into_iter()
+        .filter_map(|c| {
+            let fields = c.into_array();
+            fields
+                .chunks(2)
+                .find(|kv| kv[0].as_str().as_deref() == Some("name"))
+                .and_then(|kv| kv[1].as_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn consumers_of_workers_gone_for_good_are_removed_once_they_own_nothing() {
+    let sink = wal_tests::e2e::Sink::start().await;
+    let stack = Stack::start(&wal_tests::redis_url()).await;
+    let ns = random_name("ghosts");
+    stack
+        .create_namespace(namespace(
+            &ns,
+            1,
+            3,
+            json!([http_target("a", &sink.url("/a"))]),
+        ))
+        .await;
+    let redis = redis_client(&wal_tests::redis_url()).await;
+    let stream = wal_core::keys::NamespaceKeys::new(&ns).stream(0);
+    // Workers of past rollouts: consumers in the group that read once and
+    // never came back (one still owns an entry).
+    let _: fred::types::Value = redis
+        .custom(
+            fred::cmd!("XGROUP"),
+            vec![
+                "CREATE",
+                &stream,
+                wal_core::keys::CONSUMER_GROUP,
+                "0",
+                "MKSTREAM",
+            ],
+        )
+        .await
+        .unwrap();
+    // (Redis creates a consumer when it first gets an entry: each ghost
+    // handled one, long ago.)
+    for ghost in ["ghost-1", "ghost-2", "ghost-3"] {
+        let _: String = redis
+            .xadd(
+                &stream,
+                false,
+                None,
+                "*",
+                vec![("id", "old"), ("env", "{}")],
+            )
+            .await
+            .unwrap();
+        let read: fred::types::Value = redis
+            .custom(
+                fred::cmd!("XREADGROUP"),
+                vec![
+                    "GROUP",
+                    wal_core::keys::CONSUMER_GROUP,
+                    ghost,
+                    "COUNT",
+                    "1",
+                    "STREAMS",
+                    &stream,
+                    ">",
+                ],
+            )
+            .await
+            .unwrap();
+        // [[stream, [[id, fields]]]]
+        let entry_id = read.into_array()[0].clone().into_array()[1]
+            .clone()
+            .into_array()[0]
+            .clone()
+            .into_array()[0]
+            .as_string()
+            .unwrap();
+        let _: i64 = redis
+            .xack(&stream, wal_core::keys::CONSUMER_GROUP, entry_id)
+            .await
+            .unwrap();
+    }
+    let id = stack
+        .write(json!({"namespace": ns, "payload": {"n": 1}}))
+        .await;
+    let _: fred::types::Value = redis
+        .custom(
+            fred::cmd!("XREADGROUP"),
+            vec![
+                "GROUP",
+                wal_core::keys::CONSUMER_GROUP,
+                "ghost-holding",
+                "COUNT",
+                "1",
+                "STREAMS",
+                &stream,
+                ">",
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(consumers(&redis, &stream).await.len(), 4);
+    let _worker = stack
+        .spawn_worker(&[
+            ("WAL_CONSUMER_IDLE_REMOVE_MS", "1500"),
+            ("WAL_VISIBILITY_TIMEOUT_MS", "2000"),
+        ])
+        .await;
+    // The held entry is reclaimed and delivered, then its ghost goes too.
+    assert!(
+        sink.wait_until(Duration::from_secs(15), |r| r
+            .iter()
+            .any(|x| x.message_id() == id))
+            .await
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let names = consumers(&redis, &stream).await;
+        if names.iter().all(|n| !n.starts_with("ghost")) {
+            assert_eq!(names.len(), 1, "only the running worker is left: {names:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ghost consumers stay: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wal_tests::gateway::delete_namespace_keys(&redis, &ns).await;
+}

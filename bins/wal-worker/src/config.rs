@@ -48,6 +48,12 @@ pub struct WorkerConfig {
     #[arg(long, env = "WAL_RECLAIM_INTERVAL_MS", default_value_t = 5_000)]
     pub reclaim_interval_ms: u64,
 
+    /// Milliseconds another consumer of a group may stay idle, owning no
+    /// entry, before it is removed from the group (a worker gone for good;
+    /// a live worker reads at least every second).
+    #[arg(long, env = "WAL_CONSUMER_IDLE_REMOVE_MS", default_value_t = 3_600_000)]
+    pub consumer_idle_remove_ms: u64,
+
     /// An entry handed out more than this many times without an ack is
     /// dead-lettered as `poison`.
     #[arg(long, env = "WAL_POISON_THRESHOLD", default_value_t = 5)]

@@ -6,7 +6,7 @@
 //! | task | does |
 //! | --- | --- |
 //! | reader (one per source) | batches sized to the free in-flight slots (`XREADGROUP`, Kafka poll, SQS long poll); one task per entry |
-//! | reclaimer | `XAUTOCLAIM` of Redis entries idle past the visibility timeout (dead workers); Kafka and SQS redeliver by themselves |
+//! | reclaimer | `XAUTOCLAIM` of Redis entries idle past the visibility timeout (dead workers); Kafka and SQS redeliver by themselves; now and then removes other consumers idle past `WAL_CONSUMER_IDLE_REMOVE_MS` that own nothing |
 //! | heartbeat | extends the visibility of entries in flight for a third of the visibility timeout (`XCLAIM … JUSTID`, `ChangeMessageVisibility`) |
 //! | scheduler ×2 | sleeps until the earliest due member it knows of (or its poll interval), then runs `activate.lua` |
 //! | DLQ sweep | every `WAL_DLQ_SWEEP_MS`, purges DLQ entries older than `dlqConfig.retentionSeconds` (index included) |
@@ -304,14 +304,33 @@ async fn reclaim_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool
         .reclaimed
         .get_or_create(&metrics::ns(&ctx.name))
         .clone();
+    let forget_after = Duration::from_millis(cfg.consumer_idle_remove_ms.max(1));
+    // Look for consumers of workers gone for good now and then, not on every pass.
+    let forget_every = forget_after.min(Duration::from_secs(60));
+    let mut last_forget = Instant::now();
     loop {
         if sleep_or_stop(every, &mut stop).await {
             return;
+        }
+        let forget = last_forget.elapsed() >= forget_every;
+        if forget {
+            last_forget = Instant::now();
         }
         for (source, src) in ctx.sources.iter().enumerate() {
             let Some(reclaimer) = src.consumer.reclaimer() else {
                 continue;
             };
+            if forget {
+                match reclaimer.forget_idle_consumers(forget_after).await {
+                    Ok(gone) if !gone.is_empty() => {
+                        tracing::info!(namespace = %ctx.name, consumers = ?gone, "removed consumers idle past WAL_CONSUMER_IDLE_REMOVE_MS that owned nothing")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(namespace = %ctx.name, error = %e, "could not look for idle consumers")
+                    }
+                }
+            }
             match reclaimer.reclaim(visibility, cfg.batch_size.max(1)).await {
                 Ok(entries) => {
                     if !entries.is_empty() {

@@ -247,4 +247,12 @@ pub trait ReclaimAbandoned: Send + Sync {
         min_idle: Duration,
         max: usize,
     ) -> Result<Vec<ReceivedEntry>, BackendError>;
+
+    /// Forgets the other consumers of the group that have been idle for
+    /// longer than `min_idle` and own no entry (workers gone for good: every
+    /// rollout leaves one per group). Answers the names removed.
+    async fn forget_idle_consumers(&self, min_idle: Duration) -> Result<Vec<String>, BackendError> {
+        let _ = min_idle;
+        Ok(Vec::new())
+    }
 }

@@ -323,6 +323,71 @@ impl ReclaimAbandoned for RedisStreamConsumer {
         }
         Ok(out)
     }
+
+    /// `XINFO CONSUMERS` of each partition, then `XGROUP DELCONSUMER` of every
+    /// other consumer idle past `min_idle` with no pending entry. (Removing
+    /// one that is alive after all costs nothing: its next read re-creates
+    /// it.)
+    async fn forget_idle_consumers(&self, min_idle: Duration) -> Result<Vec<String>, BackendError> {
+        let client = self.conn.connected_client()?;
+        let mut removed = Vec::new();
+        for &p in &self.partitions {
+            let stream = self.keys.stream(p);
+            let reply: Result<Value, Error> = client
+                .custom(
+                    fred::cmd!("XINFO"),
+                    vec![
+                        Value::from("CONSUMERS"),
+                        stream.as_str().into(),
+                        CONSUMER_GROUP.into(),
+                    ],
+                )
+                .await;
+            let consumers = match reply {
+                Ok(v) => v.into_array(),
+                // No stream or group yet: nobody to forget.
+                Err(e)
+                    if e.details().contains("NOGROUP") || e.details().contains("no such key") =>
+                {
+                    continue
+                }
+                Err(e) => return Err(backend_error(e)),
+            };
+            for c in consumers {
+                let fields = c.into_array();
+                let get = |name: &str| {
+                    fields
+                        .chunks(2)
+                        .find(|kv| kv[0].as_str().as_deref() == Some(name))
+                        .map(|kv| kv[1].clone())
+                };
+                let (Some(name), Some(pending), Some(idle)) = (
+                    get("name").and_then(|v| v.as_string()),
+                    get("pending").and_then(|v| v.as_u64()),
+                    get("idle").and_then(|v| v.as_u64()),
+                ) else {
+                    continue;
+                };
+                if name == self.consumer || pending > 0 || idle < min_idle.as_millis() as u64 {
+                    continue;
+                }
+                let _: Value = client
+                    .custom(
+                        fred::cmd!("XGROUP"),
+                        vec![
+                            Value::from("DELCONSUMER"),
+                            stream.as_str().into(),
+                            CONSUMER_GROUP.into(),
+                            name.as_str().into(),
+                        ],
+                    )
+                    .await
+                    .map_err(backend_error)?;
+                removed.push(name);
+            }
+        }
+        Ok(removed)
+    }
 }
 
 impl RedisStreamConsumer {
