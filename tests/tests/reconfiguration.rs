@@ -105,3 +105,64 @@ async fn a_namespace_deleted_and_created_again_runs_its_new_configuration() {
     );
     delete_namespace_keys(&redis_client(&redis_url()).await, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_with_a_long_target_timeout_stops_no_worker() {
+    let sink = Sink::start().await;
+    let stack = Stack::start(&redis_url()).await;
+    // Its target may take 5 s; the workers' visibility timeout is 3 s.
+    let slow = random_name("slow-timeout");
+    stack
+        .create_namespace(namespace(
+            &slow,
+            1,
+            3,
+            json!([{"identifier": "a", "type": "http",
+                    "config": {"url": sink.url("/slow"), "timeoutMs": 5000}}]),
+        ))
+        .await;
+    let other = random_name("other");
+    stack
+        .create_namespace(namespace(
+            &other,
+            1,
+            3,
+            json!([http_target("a", &sink.url("/other"))]),
+        ))
+        .await;
+    let _worker = stack
+        .spawn_worker(&[("WAL_VISIBILITY_TIMEOUT_MS", "3000")])
+        .await;
+    // A delivery that takes longer than the global visibility timeout is
+    // neither refused nor taken over while it runs.
+    sink.set_behaviour(|r, _| {
+        if r.path == "/slow" {
+            wal_tests::e2e::Reply::ok().after(Duration::from_millis(4000))
+        } else {
+            wal_tests::e2e::Reply::ok()
+        }
+    });
+    stack
+        .write(json!({"namespace": slow, "payload": {"n": 1}}))
+        .await;
+    stack
+        .write(json!({"namespace": other, "payload": {"n": 2}}))
+        .await;
+    assert!(
+        sink.wait_until(Duration::from_secs(15), |r| distinct_delivered(r, "/slow")
+            .len()
+            == 1
+            && distinct_delivered(r, "/other").len() == 1)
+            .await,
+        "both namespaces deliver"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        sink.received().iter().filter(|r| r.path == "/slow").count(),
+        1,
+        "the slow delivery was not handed out again while it ran"
+    );
+    let redis = redis_client(&redis_url()).await;
+    delete_namespace_keys(&redis, &slow).await;
+    delete_namespace_keys(&redis, &other).await;
+}

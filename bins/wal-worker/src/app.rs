@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use tokio::net::TcpListener;
 use wal_namespace::Namespace;
 use wal_process::{DrainDeadline, Program};
@@ -24,7 +24,6 @@ use crate::context::Shared;
 use crate::metrics::Metrics;
 use crate::runner::NamespaceRunner;
 use crate::settler::Settler;
-use crate::targets::longest_timeout;
 
 /// A worker, connected and ready to run.
 pub struct Worker {
@@ -34,33 +33,11 @@ pub struct Worker {
     settler_task: tokio::task::JoinHandle<()>,
 }
 
-/// Refuses namespaces whose targets may take longer than the visibility
-/// timeout: their entries would be taken over while still being delivered.
-pub fn check_visibility(
-    config: &WorkerConfig,
-    namespaces: &[Arc<Namespace>],
-) -> anyhow::Result<()> {
-    let visibility = config.visibility_timeout();
-    for ns in namespaces {
-        let longest = longest_timeout(ns);
-        if longest >= visibility {
-            bail!(
-                "namespace `{}` has a target timeout of {} ms, not below the visibility timeout of {} ms: raise WAL_VISIBILITY_TIMEOUT_MS",
-                ns.name,
-                longest.as_millis(),
-                visibility.as_millis()
-            );
-        }
-    }
-    Ok(())
-}
-
 impl Worker {
     /// Connects and checks the configuration. Redis may be down: the worker
     /// still starts and picks up its namespaces when Redis returns.
     pub async fn build(config: WorkerConfig) -> anyhow::Result<Self> {
         let (namespaces, refresher) = config.store.open().await?;
-        check_visibility(&config, &namespaces.snapshot().all())?;
         let redis = config.redis.connect("delivery starts when it is").await?;
         let schedule = RedisSchedule::new(redis.clone());
         let (settler, settler_task) = Settler::spawn(schedule.clone());
@@ -123,9 +100,6 @@ async fn sync_runners(shared: &Arc<Shared>, runners: &mut HashMap<String, Namesp
         match runners.get_mut(&name) {
             Some(r) if r.runs(&ns) => {}
             Some(r) if r.can_reconfigure(&ns) && r.same_namespace(&ns) => {
-                if let Err(e) = check_visibility(&shared.config, std::slice::from_ref(&ns)) {
-                    tracing::error!(error = %e, "heartbeats keep its entries visible, but fix the configuration");
-                }
                 r.reconfigure(ns).await;
             }
             _ => {

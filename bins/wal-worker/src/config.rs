@@ -40,7 +40,8 @@ pub struct WorkerConfig {
     pub target_concurrency: usize,
 
     /// Milliseconds an entry may stay un-acknowledged before another worker
-    /// takes it over. Must exceed the longest target timeout (checked).
+    /// takes it over. A namespace whose longest target timeout is longer
+    /// gets twice that timeout instead (its own; the others keep this one).
     #[arg(long, env = "WAL_VISIBILITY_TIMEOUT_MS", default_value_t = 60_000)]
     pub visibility_timeout_ms: u64,
 

@@ -25,7 +25,7 @@ use crate::config::WorkerConfig;
 use crate::metrics::Metrics;
 use crate::settler::Settler;
 use crate::sources::Source;
-use crate::targets::{NamespaceTargets, SlotSettings};
+use crate::targets::{namespace_visibility, NamespaceTargets, SlotSettings};
 
 /// Process-wide resources shared by every namespace runner.
 pub struct Shared {
@@ -133,6 +133,15 @@ pub struct NamespaceContext {
 }
 
 impl NamespaceContext {
+    /// The visibility timeout of this namespace's entries
+    /// ([`crate::targets::namespace_visibility`]).
+    pub fn visibility(&self) -> Duration {
+        namespace_visibility(
+            self.shared.config.visibility_timeout(),
+            &self.namespace.load(),
+        )
+    }
+
     /// DLQ retention of the namespace.
     pub fn dlq_retention(&self) -> Duration {
         Duration::from_secs(self.namespace.load().dlq_config.retention_seconds.max(1))

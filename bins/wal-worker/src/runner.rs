@@ -297,7 +297,6 @@ async fn read_loop(ctx: Arc<NamespaceContext>, source: usize, mut stop: watch::R
 async fn reclaim_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool>) {
     let cfg = &ctx.shared.config;
     let every = Duration::from_millis(cfg.reclaim_interval_ms.max(50));
-    let visibility = cfg.visibility_timeout();
     let reclaimed = ctx
         .shared
         .metrics
@@ -331,7 +330,10 @@ async fn reclaim_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool
                     }
                 }
             }
-            match reclaimer.reclaim(visibility, cfg.batch_size.max(1)).await {
+            match reclaimer
+                .reclaim(ctx.visibility(), cfg.batch_size.max(1))
+                .await
+            {
                 Ok(entries) => {
                     if !entries.is_empty() {
                         tracing::info!(namespace = %ctx.name, entries = entries.len(), "took over abandoned entries");
@@ -353,8 +355,8 @@ async fn reclaim_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool
 }
 
 async fn heartbeat_loop(ctx: Arc<NamespaceContext>, mut stop: watch::Receiver<bool>) {
-    let third = ctx.shared.config.visibility_timeout() / 3;
     loop {
+        let third = ctx.visibility() / 3;
         if sleep_or_stop(third.max(Duration::from_millis(100)), &mut stop).await {
             return;
         }

@@ -30,6 +30,8 @@ use wal_redis::RedisConnection;
 use wal_state::inspect::retired_partitions;
 
 use crate::config::WorkerConfig;
+#[cfg(feature = "sqs")]
+use crate::targets::namespace_visibility;
 
 /// Longest block of one `XREADGROUP` (bounds how fast a stop is noticed).
 const REDIS_READ_WAIT: Duration = Duration::from_millis(500);
@@ -187,7 +189,7 @@ pub async fn open(
                 &client,
                 &queue,
                 &SqsConsumerSettings {
-                    visibility_timeout: cfg.visibility_timeout(),
+                    visibility_timeout: namespace_visibility(cfg.visibility_timeout(), ns),
                 },
             )
             .await

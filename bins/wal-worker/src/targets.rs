@@ -91,3 +91,12 @@ pub fn longest_timeout(ns: &Namespace) -> Duration {
         .max()
         .unwrap_or_default()
 }
+
+/// The visibility timeout of `ns`'s entries: the worker's
+/// (`WAL_VISIBILITY_TIMEOUT_MS`), raised to twice the namespace's longest
+/// target timeout when that is longer, so one namespace's slow target
+/// neither stops the worker nor gets its entries taken over while they are
+/// delivered (the heartbeat extends them every third of it).
+pub fn namespace_visibility(configured: Duration, ns: &Namespace) -> Duration {
+    configured.max(longest_timeout(ns) * 2)
+}
