@@ -228,3 +228,94 @@ async fn consumers_of_workers_gone_for_good_are_removed_once_they_own_nothing() 
     }
     wal_tests::gateway::delete_namespace_keys(&redis, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_that_cannot_start_hold_up_neither_the_others_nor_liveness() {
+    let sink = wal_tests::e2e::Sink::start().await;
+    let stack = Stack::start(&wal_tests::redis_url()).await;
+    let worker = stack.spawn_worker(&[]).await;
+    // Seven Kafka namespaces whose brokers cannot be reached: every start
+    // attempt waits for the broker in vain.
+    // (Stored directly: the gateway would try to create each topic first.)
+    let dead_broker = format!("127.0.0.1:{}", wal_tests::free_port());
+    let store = wal_namespace::NamespaceStore::connect(&stack.db_url)
+        .await
+        .unwrap();
+    let mut broken = Vec::new();
+    for _ in 0..7 {
+        let name = random_name("nobroker");
+        let mut body = namespace(&name, 1, 3, json!([http_target("a", &sink.url("/broken"))]));
+        body["backend"] = json!("kafka");
+        body["backendConfig"] = json!({"brokers": [dead_broker]});
+        let spec = wal_namespace::parse_spec(body.to_string().as_bytes()).unwrap();
+        store.create(spec, "test").await.unwrap();
+        broken.push(name);
+    }
+    // What already sits in one of their Redis streams (a due retry, a
+    // requeue) is still delivered: its Redis side runs without the broker.
+    let redis = redis_client(&wal_tests::redis_url()).await;
+    let envelope = json!({
+        "v": 1, "id": wal_core::MessageId::generate().to_string(), "namespace": broken[0],
+        "payload": {"from": "retry"}, "targets": [{"identifier": "a"}],
+        "lifecycle": {"retryPolicy": {}, "enableDlq": true}, "partition": 0,
+        "requestId": "r", "createdAtMs": 1, "dueAtMs": 1, "attempt": 1
+    });
+    let _: String = redis
+        .xadd(
+            wal_core::keys::NamespaceKeys::new(&broken[0]).stream(0),
+            false,
+            None,
+            "*",
+            vec![
+                ("id", envelope["id"].as_str().unwrap().to_string()),
+                ("env", envelope.to_string()),
+            ],
+        )
+        .await
+        .unwrap();
+    // A namespace created now starts at once, and liveness stays green the
+    // whole time (a supervisor pass is not held up by the failing starts).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let healthy = random_name("healthy");
+    stack
+        .create_namespace(namespace(
+            &healthy,
+            1,
+            3,
+            json!([http_target("a", &sink.url("/healthy"))]),
+        ))
+        .await;
+    let id = stack
+        .write(json!({"namespace": healthy, "payload": {"n": 1}}))
+        .await;
+    assert!(
+        sink.wait_until(Duration::from_secs(5), |r| r
+            .iter()
+            .any(|x| x.message_id() == id))
+            .await,
+        "a new namespace waited for the failing ones"
+    );
+    assert!(
+        sink.wait_until(Duration::from_secs(15), |r| r
+            .iter()
+            .any(|x| x.path == "/broken"))
+            .await,
+        "the Redis side of a namespace whose broker is down stopped too"
+    );
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(40) {
+        let live = reqwest::get(format!("http://127.0.0.1:{}/health/liveness", worker.port))
+            .await
+            .unwrap();
+        assert_eq!(
+            live.status().as_u16(),
+            200,
+            "liveness failed after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    for name in broken.iter().chain([&healthy]) {
+        wal_tests::gateway::delete_namespace_keys(&redis, name).await;
+    }
+}

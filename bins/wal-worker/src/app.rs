@@ -1,10 +1,8 @@
 //! Building and running a worker: `Worker::build(config)` connects to the
-//! namespace store and Redis, checks the visibility timeout against every
-//! target timeout, and binds the health/metrics port; `run_until` keeps one
-//! [`NamespaceRunner`] per namespace in step with the namespace store until
-//! shutdown, then drains them within the grace period.
+//! namespace store and Redis and binds the health/metrics port; `run_until`
+//! lets the [`Supervisor`] keep one runner per namespace in step with the
+//! namespace store until shutdown, then drains them within the grace period.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use wal_namespace::Namespace;
 use wal_process::{DrainDeadline, Program};
 use wal_state::RedisSchedule;
 use wal_targets::TargetFactory;
@@ -22,8 +19,8 @@ use crate::clock::now_ms;
 use crate::config::WorkerConfig;
 use crate::context::Shared;
 use crate::metrics::Metrics;
-use crate::runner::NamespaceRunner;
 use crate::settler::Settler;
+use crate::supervisor::Supervisor;
 
 /// A worker, connected and ready to run.
 pub struct Worker {
@@ -77,49 +74,6 @@ impl Worker {
     }
 }
 
-/// Starts, reconfigures and stops runners to match the namespace store.
-async fn sync_runners(shared: &Arc<Shared>, runners: &mut HashMap<String, NamespaceRunner>) {
-    let snapshot = shared.namespaces.snapshot();
-    let wanted: HashMap<String, Arc<Namespace>> = snapshot
-        .all()
-        .into_iter()
-        .map(|ns| (ns.name.clone(), ns))
-        .collect();
-    let gone: Vec<String> = runners
-        .keys()
-        .filter(|name| !wanted.contains_key(*name))
-        .cloned()
-        .collect();
-    for name in gone {
-        if let Some(r) = runners.remove(&name) {
-            r.stop(DrainDeadline::after_secs(shared.config.shutdown_grace_secs))
-                .await;
-        }
-    }
-    for (name, ns) in wanted {
-        match runners.get_mut(&name) {
-            Some(r) if r.runs(&ns) => {}
-            Some(r) if r.can_reconfigure(&ns) && r.same_namespace(&ns) => {
-                r.reconfigure(ns).await;
-            }
-            _ => {
-                if let Some(old) = runners.remove(&name) {
-                    old.stop(DrainDeadline::after_secs(shared.config.shutdown_grace_secs))
-                        .await;
-                }
-                match NamespaceRunner::start(shared.clone(), ns).await {
-                    Ok(r) => {
-                        runners.insert(name, r);
-                    }
-                    Err(e) => {
-                        tracing::warn!(namespace = %name, error = %e, "cannot start consuming yet; will retry")
-                    }
-                }
-            }
-        }
-    }
-}
-
 impl Program for Worker {
     type Error = anyhow::Error;
 
@@ -134,11 +88,11 @@ impl Program for Worker {
         let server = tokio::spawn(async move {
             let _ = axum::serve(self.listener, router).await;
         });
-        let mut runners: HashMap<String, NamespaceRunner> = HashMap::new();
+        let mut supervisor = Supervisor::default();
         let every = shared.config.store.refresh();
         tokio::pin!(shutdown);
         loop {
-            sync_runners(&shared, &mut runners).await;
+            supervisor.sync(&shared).await;
             shared.supervisor_tick_ms.store(now_ms(), Ordering::Relaxed);
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -147,7 +101,7 @@ impl Program for Worker {
         }
         tracing::info!("shutdown requested: stopping reads and draining in-flight deliveries");
         let deadline = DrainDeadline::after_secs(shared.config.shutdown_grace_secs);
-        futures_util::future::join_all(runners.into_values().map(|r| r.stop(deadline))).await;
+        supervisor.stop_all(deadline).await;
         self.refresher.abort();
         // Let the last settlements out before closing Redis.
         tokio::time::sleep(Duration::from_millis(50)).await;

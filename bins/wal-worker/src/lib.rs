@@ -8,6 +8,8 @@
 //! * [`context`] — what the tasks share: process-wide [`context::Shared`] and
 //!   one namespace's [`context::NamespaceContext`].
 //! * [`runner`] — one namespace's reader, reclaimer, heartbeat and schedulers.
+//! * [`supervisor`] — one runner per namespace, started and stopped
+//!   independently and concurrently.
 //! * [`handler`] — one entry: decide, deliver to each target, settle.
 //! * [`plan`] — pure rules from outcomes to what is recorded (retry, DLQ, …).
 //! * [`settler`] — batches settlements into Redis pipelines.
@@ -32,6 +34,7 @@ pub mod plan;
 pub mod runner;
 pub mod settler;
 pub mod sources;
+pub mod supervisor;
 pub mod targets;
 
 pub use app::Worker;

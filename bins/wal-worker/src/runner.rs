@@ -57,14 +57,32 @@ pub struct NamespaceRunner {
     /// The other tasks (heartbeat, schedulers, DLQ sweep).
     tasks: Vec<JoinHandle<()>>,
     version: i64,
+    degraded: Option<String>,
+    started: Instant,
 }
 
 impl NamespaceRunner {
-    /// Opens the sources of `ns` (joining its consumer groups) and starts its tasks.
+    /// Opens the sources of `ns` (joining its consumer groups) and starts its
+    /// tasks. When its Kafka topic or SQS queue cannot be opened (broker
+    /// down, bad settings), the runner starts *degraded*, on its Redis
+    /// partition streams only — the delays, retries and requeues of the
+    /// namespace keep flowing — and the supervisor tries the full start again
+    /// later ([`NamespaceRunner::degraded`]).
     pub async fn start(shared: Arc<Shared>, ns: Arc<Namespace>) -> anyhow::Result<Self> {
         let partitions = ns.shard_config.partition_count.max(1);
-        let sources =
-            sources::open(&shared.config, &shared.redis, &shared.consumer_name, &ns).await?;
+        let mut sources =
+            vec![sources::open_redis(&shared.redis, &shared.consumer_name, &ns).await?];
+        let degraded = match sources::open_log(&shared.config, &shared.consumer_name, &ns).await {
+            Ok(log) => {
+                sources.extend(log);
+                None
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                tracing::error!(namespace = %ns.name, error = %why, "cannot open the namespace's log; consuming its Redis streams only until it can");
+                Some(why)
+            }
+        };
         let targets = NamespaceTargets::build(&shared.factory, &ns, shared.slot_settings()).await;
         let ctx = Arc::new(NamespaceContext {
             name: ns.name.clone(),
@@ -106,7 +124,20 @@ impl NamespaceRunner {
             readers,
             tasks,
             version: ns.version,
+            degraded,
+            started: Instant::now(),
         })
+    }
+
+    /// Why the namespace's Kafka topic or SQS queue could not be opened, if
+    /// the runner reads its Redis streams only.
+    pub fn degraded(&self) -> Option<&str> {
+        self.degraded.as_deref()
+    }
+
+    /// How long the runner has been running.
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Whether this runner already runs `ns` as it is now: the same

@@ -127,13 +127,13 @@ fn spawn_acker(consumer: Arc<dyn LogConsumer>) -> mpsc::Sender<AckRequest> {
 
 /// Opens the sources of `ns`: its Redis partition streams, and its Kafka
 /// topic or SQS queue (created first when missing — the admin step).
-/// Entries are read as `consumer_name` of each group.
-pub async fn open(
-    cfg: &WorkerConfig,
+/// Opens the Redis partition streams of `ns` (and retired ones still
+/// holding entries), read as `consumer_name`.
+pub async fn open_redis(
     redis: &RedisConnection,
     consumer_name: &str,
     ns: &Namespace,
-) -> anyhow::Result<Vec<Source>> {
+) -> anyhow::Result<Source> {
     let count = ns.shard_config.partition_count.max(1);
     let mut partitions: Vec<u32> = (0..count).collect();
     // Streams beyond a lowered partition count are read until they are done.
@@ -150,9 +150,19 @@ pub async fn open(
         .context("joining the Redis consumer groups")?;
     let mut redis_source = Source::new("redis", Arc::new(redis), true, REDIS_READ_WAIT);
     redis_source.streams = stream_count;
-    let mut sources = vec![redis_source];
+    Ok(redis_source)
+}
+
+/// Opens the Kafka topic or SQS queue of `ns` (created first when missing —
+/// the admin step); `None` for a Redis Streams namespace, whose log is its
+/// Redis partition streams.
+pub async fn open_log(
+    cfg: &WorkerConfig,
+    consumer_name: &str,
+    ns: &Namespace,
+) -> anyhow::Result<Option<Source>> {
     match ns.backend {
-        BackendKind::RedisStreams => {}
+        BackendKind::RedisStreams => Ok(None),
         #[cfg(feature = "kafka")]
         BackendKind::Kafka => {
             use wal_backends::kafka::{KafkaConsumer, KafkaConsumerSettings};
@@ -171,12 +181,12 @@ pub async fn open(
                 },
             )
             .context("joining the Kafka consumer group")?;
-            sources.push(Source::new(
+            Ok(Some(Source::new(
                 "kafka",
                 Arc::new(consumer),
                 false,
                 KAFKA_READ_WAIT,
-            ));
+            )))
         }
         #[cfg(feature = "sqs")]
         BackendKind::Sqs => {
@@ -204,12 +214,12 @@ pub async fn open(
                     );
                 }
             }
-            sources.push(Source::new(
+            Ok(Some(Source::new(
                 "sqs",
                 Arc::new(consumer),
                 false,
                 Duration::from_secs(cfg.sqs_wait_secs.clamp(1, 20)),
-            ));
+            )))
         }
         #[allow(unreachable_patterns)]
         other => anyhow::bail!(
@@ -217,5 +227,4 @@ pub async fn open(
             other.as_str()
         ),
     }
-    Ok(sources)
 }
