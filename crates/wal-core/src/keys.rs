@@ -15,6 +15,7 @@
 //! | `wal:{ns}:idem:<key>` | string, TTL = dedup window | `Idempotency-Key` → message id |
 //! | `wal:{ns}:status:<id>` | hash, TTL | per-message delivery status |
 //! | `wal:{ns}:rl` | hash | rate-limit state shared by all gateways |
+//! | `wal:{ns}:settled:<digest>` | string, TTL 1 h | a Kafka/SQS settlement that wrote dead letters was applied (so sending it again writes nothing) |
 //!
 //! Consumer group on each partition stream: [`CONSUMER_GROUP`].
 
@@ -74,6 +75,11 @@ impl NamespaceKeys {
     pub fn rate_limit(&self) -> String {
         format!("{}:rl", self.prefix)
     }
+
+    /// Marker of an applied settlement (by the digest of its content).
+    pub fn settled(&self, digest: &str) -> String {
+        format!("{}:settled:{digest}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +98,7 @@ mod tests {
             k.idempotency("x"),
             k.status("y"),
             k.rate_limit(),
+            k.settled("d"),
         ] {
             assert!(key.starts_with("wal:{orders}:"), "{key}");
         }

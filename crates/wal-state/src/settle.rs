@@ -6,11 +6,12 @@
 //! ([`crate::dlq`]) — and the stream entry to `XACK`.
 //! [`RedisSchedule::settle`] sends a batch of them as one pipeline:
 //!
-//! * an entry with anything beyond statuses goes through `settle.lua`, which
-//!   writes every piece and acknowledges the entry atomically, so there is
-//!   no instant where an entry is acked but its fate unrecorded;
-//! * an entry whose only news is statuses (the all-delivered hot path) skips
-//!   Lua: `HSET` of the status fields, `PEXPIRE`, `XACK`, pipelined.
+//! every settlement is one `settle.lua` call, which writes every piece and
+//! acknowledges the entry last, atomically: there is no instant where an
+//! entry is acked but its fate unrecorded, also when Redis refuses writes
+//! (out of memory: the script stops before the `XACK`). Sent again — its
+//! reply was lost and the worker retries — it records nothing twice (see
+//! the script's header): no second dead letter.
 
 use std::time::Duration;
 
@@ -62,15 +63,6 @@ pub struct Settlement {
     pub status_ttl: Duration,
 }
 
-impl Settlement {
-    /// Whether only status fields (and the ack) are recorded: no Lua needed.
-    fn is_plain(&self) -> bool {
-        self.ops
-            .iter()
-            .all(|op| matches!(op, SettleOp::Status { .. }))
-    }
-}
-
 impl RedisSchedule {
     /// Records several settlements in one pipeline. One result per
     /// settlement, in order: the DLQ entry ids written, or why it failed (a
@@ -83,13 +75,8 @@ impl RedisSchedule {
         let items = batch
             .iter()
             .map(|s| {
-                let keys = NamespaceKeys::new(&s.namespace);
-                if s.is_plain() {
-                    plain_commands(&keys, s)
-                } else {
-                    let (script_keys, args) = settle_args(&keys, s);
-                    vec![Command::script(&self.settle, script_keys, args)]
-                }
+                let (script_keys, args) = settle_args(&NamespaceKeys::new(&s.namespace), s);
+                vec![Command::script(&self.settle, script_keys, args)]
             })
             .collect();
         Ok(run_pipeline(client, items)
@@ -107,44 +94,13 @@ fn settle_reply(v: Value) -> Vec<String> {
     }
 }
 
-/// `HSET` + `PEXPIRE` of the status record (when there is news) and `XACK`.
-fn plain_commands(keys: &NamespaceKeys, s: &Settlement) -> Vec<Command<'static>> {
-    let mut commands = Vec::with_capacity(3);
-    if !s.ops.is_empty() {
-        let status_key = keys.status(&s.message_id);
-        let mut hset: Vec<Value> = Vec::with_capacity(1 + 2 * s.ops.len());
-        hset.push(status_key.as_str().into());
-        for op in &s.ops {
-            if let SettleOp::Status { target, status } = op {
-                hset.push(status_field(target).into());
-                hset.push(serde_json::to_string(status).unwrap_or_default().into());
-            }
-        }
-        commands.push(Command::plain("HSET", hset));
-        commands.push(Command::plain(
-            "PEXPIRE",
-            vec![
-                status_key.into(),
-                (s.status_ttl.as_millis().max(1) as i64).into(),
-            ],
-        ));
-    }
-    if let Some(id) = &s.ack {
-        commands.push(Command::plain(
-            "XACK",
-            vec![
-                keys.stream(s.partition).into(),
-                CONSUMER_GROUP.into(),
-                id.as_str().into(),
-            ],
-        ));
-    }
-    commands
-}
-
 /// `KEYS` and `ARGV` of `settle.lua` (see the script's header).
 fn settle_args(keys: &NamespaceKeys, s: &Settlement) -> (Vec<Value>, Vec<Value>) {
-    let script_keys: Vec<Value> = vec![
+    // Without a stream entry to check, a settlement that writes dead letters
+    // is marked by the digest of its content (a retry sends the same bytes).
+    let writes_dead_letters = s.ops.iter().any(|op| matches!(op, SettleOp::DeadLetter(_)));
+    let marker = (s.ack.is_none() && writes_dead_letters).then(|| digest(s));
+    let mut script_keys: Vec<Value> = vec![
         keys.stream(s.partition).into(),
         keys.delayed().into(),
         keys.retry().into(),
@@ -152,10 +108,19 @@ fn settle_args(keys: &NamespaceKeys, s: &Settlement) -> (Vec<Value>, Vec<Value>)
         keys.dlq_index().into(),
         keys.status(&s.message_id).into(),
     ];
+    script_keys.push(match &marker {
+        Some(d) => keys.settled(d).into(),
+        None => keys.status(&s.message_id).into(),
+    });
     let mut args: Vec<Value> = vec![
         CONSUMER_GROUP.into(),
         s.ack.clone().unwrap_or_default().into(),
         (s.status_ttl.as_millis().max(1) as i64).to_string().into(),
+        if marker.is_some() {
+            (MARKER_TTL.as_millis() as i64).to_string().into()
+        } else {
+            "0".into()
+        },
     ];
     for op in &s.ops {
         match op {
@@ -183,4 +148,42 @@ fn settle_args(keys: &NamespaceKeys, s: &Settlement) -> (Vec<Value>, Vec<Value>)
         }
     }
     (script_keys, args)
+}
+
+/// How long the marker of a Kafka/SQS settlement is kept: far longer than
+/// any retry of it takes.
+const MARKER_TTL: Duration = Duration::from_secs(3600);
+
+/// FNV-1a of what a settlement records, as hex: the same settlement sent
+/// again has the same digest; another handling of the message (another
+/// time, attempt or outcome) another one.
+fn digest(s: &Settlement) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    };
+    feed(s.message_id.as_bytes());
+    for op in &s.ops {
+        match op {
+            SettleOp::Status { target, status } => {
+                feed(target.as_bytes());
+                feed(serde_json::to_string(status).unwrap_or_default().as_bytes());
+            }
+            SettleOp::Schedule { due_ms, member, .. } => {
+                feed(&due_ms.to_be_bytes());
+                feed(member);
+            }
+            SettleOp::DeadLetter(rec) => {
+                for (_, value) in rec.fields() {
+                    feed(&value);
+                }
+            }
+        }
+    }
+    format!("{hash:016x}")
 }

@@ -1,23 +1,40 @@
--- Settles one stream entry in one atomic step: records target statuses,
--- parks the message (or some of its targets) in the delayed / retry sets,
--- writes dead-letter records, and only then acknowledges the entry. An
--- entry is never acknowledged without its hand-off being recorded, and a
--- hand-off is never recorded without the acknowledgement.
+-- Settles one entry in one atomic step: records target statuses, parks the
+-- message (or some of its targets) in the delayed / retry sets, writes
+-- dead-letter records, and acknowledges the stream entry last. An entry is
+-- never acknowledged without its hand-off being recorded: a write refused
+-- (out of memory) aborts the script before the XACK.
+--
+-- Sent again (its reply was lost and the worker retried, or another worker
+-- took the entry over), it writes nothing twice: a stream entry that is no
+-- longer pending was settled already; a settlement without a stream entry
+-- (Kafka, SQS) that writes dead letters leaves a marker, and one finding the
+-- marker stops.
 --
 -- KEYS[1] stream of the entry   KEYS[2] delayed set   KEYS[3] retry set
 -- KEYS[4] DLQ stream            KEYS[5] DLQ index     KEYS[6] status hash
+-- KEYS[7] marker of this settlement (used when ARGV[4] ~= '0')
 -- ARGV[1] consumer group
 -- ARGV[2] entry id to acknowledge ('' = none)
 -- ARGV[3] status TTL (ms)
--- ARGV[4..] operations, each a tag followed by its arguments:
+-- ARGV[4] marker TTL (ms; '0' = no marker)
+-- ARGV[5..] operations, each a tag followed by its arguments:
 --   'S' field json                      status field
 --   'Z' 'd'|'r' score member            delayed / retry set member
 --   'D' id reason target error attempts partition at env   DLQ record
 --
 -- Returns the ids of the DLQ entries written.
+if ARGV[2] ~= '' then
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then
+    return {}
+  end
+elseif ARGV[4] ~= '0' then
+  if not redis.call('SET', KEYS[7], '1', 'NX', 'PX', ARGV[4]) then
+    return {}
+  end
+end
 local dlq_ids = {}
 local status_written = false
-local i = 4
+local i = 5
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'S' then
