@@ -241,3 +241,60 @@ async fn requests_beyond_the_concurrency_limit_are_refused_at_once() {
     assert_eq!(status, 200);
     drop(held);
 }
+
+#[tokio::test]
+async fn two_namespaces_cannot_share_a_kafka_topic_or_an_sqs_queue() {
+    let gw = TestGateway::spawn().await;
+    let topic = random_name("shared-topic");
+    let kafka = |name: &str| {
+        json!({"name": name, "backend": "kafka", "topicName": topic,
+               "backendConfig": {"brokers": ["127.0.0.1:9"]},
+               "targetConfigs": [{"identifier": "sink", "type": "http",
+                                  "config": {"url": "http://127.0.0.1:9/"}}]})
+    };
+    let first = random_name("owner");
+    gw.create_namespace(&kafka(&first)).await;
+    let second = random_name("intruder");
+    let (status, body) = gw
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/namespaces",
+            Some(ADMIN_KEY),
+            Some(&kafka(&second)),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "topicName", "{body}");
+    // Nor by renaming an existing namespace's topic onto it.
+    let mut other = kafka(&second);
+    other["topicName"] = json!(random_name("own-topic"));
+    gw.create_namespace(&other).await;
+    let (status, body) = gw
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/namespaces/{second}"),
+            Some(ADMIN_KEY),
+            Some(&json!({"topicName": topic})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // SQS: the same queue, named or by URL.
+    let sqs = |name: &str, queue: &str| {
+        json!({"name": name, "backend": "sqs", "topicName": queue,
+               "backendConfig": {"endpointUrl": "http://127.0.0.1:9", "region": "us-east-1"},
+               "targetConfigs": [{"identifier": "sink", "type": "http",
+                                  "config": {"url": "http://127.0.0.1:9/"}}]})
+    };
+    let queue = random_name("q");
+    gw.create_namespace(&sqs(&random_name("sqs-a"), &queue))
+        .await;
+    let (status, _) = gw
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/namespaces",
+            Some(ADMIN_KEY),
+            Some(&sqs(&random_name("sqs-b"), &queue)),
+        )
+        .await;
+    assert_eq!(status, 400);
+}

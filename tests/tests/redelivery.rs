@@ -219,3 +219,64 @@ async fn a_reconfigured_namespace_never_runs_two_handlers_of_one_entry() {
     assert_eq!(status.attempt, 1, "one attempt recorded, not two");
     delete_namespace_keys(&redis, &ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_of_another_namespace_is_dead_lettered_as_foreign_never_delivered() {
+    let sink = Sink::start().await;
+    let stack = Stack::start(&redis_url()).await;
+    let mine = random_name("mine");
+    stack
+        .create_namespace(json!({
+            "name": mine, "shardConfig": {"partitionCount": 1},
+            "targetConfigs": [{"identifier": "a", "type": "http", "config": {"url": sink.url("/a"), "timeoutMs": 1000}}]
+        }))
+        .await;
+    let _worker = stack.spawn_worker(&[]).await;
+    // An entry in this namespace's log whose envelope belongs to another one
+    // (a shared topic, a copy by hand): its targets have the same names.
+    let redis = redis_client(&redis_url()).await;
+    let keys = NamespaceKeys::new(&mine);
+    let foreign_id = wal_core::MessageId::generate().to_string();
+    let envelope = json!({
+        "v": 1, "id": foreign_id, "namespace": "someone-else",
+        "payload": {"secret": 1}, "targets": [{"identifier": "a"}],
+        "lifecycle": {"retryPolicy": {}, "enableDlq": true}, "partition": 0,
+        "requestId": "r", "createdAtMs": 1, "dueAtMs": 1, "attempt": 0
+    });
+    let _: String = redis
+        .xadd(
+            keys.stream(0),
+            false,
+            None,
+            "*",
+            vec![("id", foreign_id.clone()), ("env", envelope.to_string())],
+        )
+        .await
+        .unwrap();
+    let own = stack
+        .write(json!({"namespace": mine, "payload": {"n": 1}}))
+        .await;
+    assert!(
+        sink.wait_until(Duration::from_secs(10), |r| r
+            .iter()
+            .any(|x| x.message_id() == own))
+            .await
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let records: Vec<(String, std::collections::HashMap<String, String>)> = loop {
+        let r: Vec<(String, std::collections::HashMap<String, String>)> =
+            redis.xrange(keys.dlq(), "-", "+", None).await.unwrap();
+        if !r.is_empty() || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].1["reason"], "foreign");
+    assert_eq!(records[0].1["id"], foreign_id);
+    assert!(
+        sink.received().iter().all(|r| r.message_id() != foreign_id),
+        "another namespace's message reached this namespace's target"
+    );
+    delete_namespace_keys(&redis, &mine).await;
+}

@@ -83,6 +83,11 @@ pub async fn handle_entry(ctx: &NamespaceContext, source: usize, entry: Received
                     );
                     (id, ops)
                 }
+                Ok(env) if env.namespace != ctx.name => {
+                    tracing::warn!(envelope_namespace = %env.namespace, message_id = %env.id, "entry of another namespace; dead-lettering it as foreign");
+                    let ops = plan::plan_foreign(&env, &entry.body, &ctx.name, now);
+                    (env.id.to_string(), ops)
+                }
                 Ok(env) => {
                     tracing::Span::current()
                         .record("message_id", tracing::field::display(&env.id));

@@ -337,6 +337,25 @@ pub fn plan_malformed(
     })]
 }
 
+/// The ops for an entry whose envelope names another namespace than the
+/// log it was read from: one dead letter with the entry as it came, nothing
+/// delivered, no status written (the message is not this namespace's).
+pub fn plan_foreign(env: &Envelope, raw: &[u8], namespace: &str, now_ms: u64) -> Vec<SettleOp> {
+    vec![SettleOp::DeadLetter(DlqRecord {
+        message_id: env.id.to_string(),
+        reason: DlqReason::Foreign,
+        target: String::new(),
+        error: format!(
+            "the envelope belongs to namespace `{}`, not `{namespace}`",
+            env.namespace
+        ),
+        attempts: env.attempt,
+        partition: env.partition,
+        at_ms: now_ms,
+        body: raw.to_vec(),
+    })]
+}
+
 /// The id a malformed entry is filed under in the DLQ.
 pub fn malformed_id(partition: u32, entry_id: &str) -> String {
     format!("malformed-{partition}-{entry_id}")

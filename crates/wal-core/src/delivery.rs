@@ -63,17 +63,21 @@ pub enum DlqReason {
     Malformed,
     /// The message names a target the namespace does not (or no longer) define.
     UnknownTarget,
+    /// The entry's envelope belongs to another namespace than the log it
+    /// was read from: never delivered to this namespace's targets.
+    Foreign,
 }
 
 impl DlqReason {
     /// Every reason, for validation of filters.
-    pub const ALL: [DlqReason; 6] = [
+    pub const ALL: [DlqReason; 7] = [
         DlqReason::MaxAttempts,
         DlqReason::Permanent,
         DlqReason::Expired,
         DlqReason::Poison,
         DlqReason::Malformed,
         DlqReason::UnknownTarget,
+        DlqReason::Foreign,
     ];
 
     /// The wire name (`max_attempts`, …).
@@ -85,6 +89,7 @@ impl DlqReason {
             DlqReason::Poison => "poison",
             DlqReason::Malformed => "malformed",
             DlqReason::UnknownTarget => "unknown_target",
+            DlqReason::Foreign => "foreign",
         }
     }
 }
@@ -97,7 +102,7 @@ impl fmt::Display for DlqReason {
 
 /// Error for an unknown DLQ reason name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown dead-letter reason (expected one of max_attempts, permanent, expired, poison, malformed, unknown_target)")]
+#[error("unknown dead-letter reason (expected one of max_attempts, permanent, expired, poison, malformed, unknown_target, foreign)")]
 pub struct UnknownDlqReason;
 
 impl FromStr for DlqReason {

@@ -156,6 +156,21 @@ impl Namespace {
         }
     }
 
+    /// What the namespace's log is outside this service, when two
+    /// namespaces could name the same one: its Kafka topic, or its SQS queue
+    /// (URL, else name). `None` for Redis Streams, whose streams are keyed
+    /// by the namespace's own name. Two namespaces never share one.
+    pub fn log_identity(&self) -> Option<(String, &'static str)> {
+        match self.backend {
+            BackendKind::RedisStreams => None,
+            BackendKind::Kafka => Some((format!("kafka topic {}", self.topic_name), "topicName")),
+            BackendKind::Sqs => Some(match &self.backend_config.queue_url {
+                Some(url) => (format!("sqs queue {url}"), "backendConfig.queueUrl"),
+                None => (format!("sqs queue {}", self.topic_name), "topicName"),
+            }),
+        }
+    }
+
     /// The admin API's answer: the configuration without keys or hashes.
     pub fn view(&self) -> NamespaceView {
         NamespaceView {

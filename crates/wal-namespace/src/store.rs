@@ -321,6 +321,7 @@ impl NamespaceStore {
     /// name is taken, also when two creates race.
     pub async fn create(&self, spec: NamespaceSpec, actor: &str) -> Result<Namespace, StoreError> {
         let mut ns = spec.validate(None)?;
+        self.check_log_unshared(&ns).await?;
         let at = now();
         let actor = clip_actor(actor);
         ns.version = 1;
@@ -413,6 +414,7 @@ impl NamespaceStore {
                 .await?
                 .ok_or_else(|| StoreError::NotFound(name.to_string()))?;
             let mut next = spec.clone().validate(Some(&prev))?;
+            self.check_log_unshared(&next).await?;
             Self::stamp(&prev, &mut next, actor);
             let detail = serde_json::json!({ "version": next.version });
             if self.replace(&prev, &next, detail).await? {
@@ -457,6 +459,7 @@ impl NamespaceStore {
                 return Err(StoreError::Invalid(e));
             }
             let mut next = spec.validate(Some(&prev))?;
+            self.check_log_unshared(&next).await?;
             Self::stamp(&prev, &mut next, actor);
             let detail = serde_json::json!({ "version": next.version, "patch": true });
             if self.replace(&prev, &next, detail).await? {
@@ -568,6 +571,33 @@ impl NamespaceStore {
                 })
             })
             .collect()
+    }
+
+    /// Refuses `ns` when another namespace already uses its Kafka topic or
+    /// SQS queue: the worker would hand one namespace's messages to the
+    /// other's targets. (Checked by every gateway before it writes; two
+    /// concurrent creations of one topic through two gateways are not
+    /// excluded by the database.)
+    async fn check_log_unshared(&self, ns: &Namespace) -> Result<(), StoreError> {
+        let Some((identity, field)) = ns.log_identity() else {
+            return Ok(());
+        };
+        let others = self.list().await?;
+        if let Some(owner) = others
+            .iter()
+            .find(|o| o.name != ns.name && o.log_identity().is_some_and(|(i, _)| i == identity))
+        {
+            let mut e = FieldErrors::default();
+            e.push(
+                field,
+                format!(
+                    "{identity} is already the log of namespace `{}`",
+                    owner.name
+                ),
+            );
+            return Err(StoreError::Invalid(e));
+        }
+        Ok(())
     }
 
     fn stamp(prev: &Namespace, next: &mut Namespace, actor: &str) {

@@ -198,7 +198,7 @@ pub struct DlqPageView {
         ("ns" = String, Path, description = "Namespace"),
         ("limit" = Option<usize>, Query, description = "Page size, 1..=500 (default 50)"),
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
-        ("reason" = Option<String>, Query, description = "max_attempts | permanent | expired | poison | malformed | unknown_target"),
+        ("reason" = Option<String>, Query, description = "max_attempts | permanent | expired | poison | malformed | unknown_target | foreign"),
         ("target" = Option<String>, Query, description = "Target identifier"),
         ("from" = Option<u64>, Query, description = "Dead-lettered at or after (ms since epoch)"),
         ("to" = Option<u64>, Query, description = "Dead-lettered at or before (ms since epoch)"),
