@@ -350,3 +350,62 @@ async fn wait_for_replicas_answers_true_only_when_they_confirm() {
     );
     drop(replica);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_wait_delays_no_other_namespace_s_writes() {
+    // No replica ever confirms: every write of the waiting namespace holds
+    // a WAIT for its full timeout.
+    let server = PrivateRedis::start().await;
+    let (db, _) = wal_tests::gateway::sqlite_store();
+    let gw = wal_tests::gateway::TestGateway::spawn_with(&server.url(), &db, |_| {}).await;
+    let waiting = random_name("waits");
+    let mut body = wal_tests::gateway::namespace_body(&waiting, 1);
+    body["backendConfig"] = serde_json::json!({"waitReplicas": 1, "waitTimeoutMs": 3000});
+    gw.create_namespace(&body).await;
+    let other = random_name("quick");
+    gw.create_namespace(&wal_tests::gateway::namespace_body(&other, 1))
+        .await;
+
+    let slow = {
+        let client = gw.client.clone();
+        let url = gw.url("/api/v1/wal/write");
+        let waiting = waiting.clone();
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..4 {
+                let r = client
+                    .post(&url)
+                    .header("x-api-key", wal_tests::gateway::WRITE_KEY)
+                    .json(&serde_json::json!({"namespace": waiting, "payload": {}}))
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(r.status().as_u16());
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Meanwhile the other namespace writes as fast as ever.
+    for i in 0..40 {
+        let started = std::time::Instant::now();
+        let r = gw
+            .write(&serde_json::json!({"namespace": other, "payload": {"i": i}}))
+            .await;
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(
+            (status, body["durable"].as_str()),
+            (202, Some("TRUE")),
+            "write {i}: {body}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(800),
+            "write {i} took {:?} behind another namespace's WAIT",
+            started.elapsed()
+        );
+    }
+    // The waiting namespace's writes themselves answer UNKNOWN (202).
+    let statuses = slow.await.unwrap();
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+}

@@ -2,7 +2,14 @@
 //! idempotency key, the `append_once` script with one. All messages of one
 //! call go out as one pipeline (one round trip); concurrent calls share the
 //! pool's connections, where fred pipelines them further.
+//!
+//! An append that waits for replicas (`waitReplicas`) goes out with its
+//! `WAIT` on a connection of its own ([`WaitConnections`]): `WAIT` blocks
+//! the connection it is sent on until the replicas confirm or it times out,
+//! and on a shared connection every other namespace's appends, rate-limit
+//! and claim commands would queue behind it.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -15,19 +22,26 @@ use wal_core::backend::{
 use wal_core::keys::NamespaceKeys;
 use wal_core::{Durability, MessageId};
 
-use wal_redis::{run_pipeline, trim_args, Command, LuaScript, RedisConnection};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wal_redis::{backend_error, run_pipeline, trim_args, Command, LuaScript, RedisConnection};
+
+/// Most connections held for appends that wait for replicas; more such
+/// appends at once wait for one to be free.
+const MAX_WAIT_CONNECTIONS: usize = 32;
 
 /// The Redis Streams [`LogProducer`].
 #[derive(Clone)]
 pub struct RedisStreamProducer {
     conn: RedisConnection,
     append_once: LuaScript,
+    waiters: Arc<WaitConnections>,
 }
 
 impl RedisStreamProducer {
     /// A producer over `conn`.
     pub fn new(conn: RedisConnection) -> Self {
         Self {
+            waiters: Arc::new(WaitConnections::new(conn.clone())),
             conn,
             append_once: LuaScript::new(include_str!("scripts/append_once.lua")),
         }
@@ -36,6 +50,71 @@ impl RedisStreamProducer {
     /// The connection this producer appends through.
     pub fn connection(&self) -> &RedisConnection {
         &self.conn
+    }
+}
+
+/// Dedicated connections for appends that wait for replicas: each such
+/// append and its `WAIT` hold one to themselves; idle ones are kept for the
+/// next, and closed with the producer.
+struct WaitConnections {
+    conn: RedisConnection,
+    idle: Mutex<Vec<Client>>,
+    permits: Arc<Semaphore>,
+}
+
+impl WaitConnections {
+    fn new(conn: RedisConnection) -> Self {
+        Self {
+            conn,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(MAX_WAIT_CONNECTIONS)),
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Client>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A connected client of our own (opened when none is idle).
+    async fn checkout(&self) -> Result<(Client, OwnedSemaphorePermit), BackendError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| BackendError::Unavailable("producer closed".into()))?;
+        let reuse = {
+            let mut idle = self.idle();
+            std::iter::from_fn(|| idle.pop()).find(|c| c.is_connected())
+        };
+        let client = match reuse {
+            Some(c) => c,
+            None => {
+                self.conn.connected_client()?;
+                let client = self.conn.pool().next().clone_new();
+                client.init().await.map_err(backend_error)?;
+                client
+            }
+        };
+        Ok((client, permit))
+    }
+
+    /// Gives `client` back for the next append.
+    fn checkin(&self, client: Client) {
+        self.idle().push(client);
+    }
+}
+
+impl Drop for WaitConnections {
+    fn drop(&mut self) {
+        let clients: Vec<Client> = self.idle().drain(..).collect();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for c in clients {
+                    let _ = c.quit().await;
+                }
+            });
+        }
     }
 }
 
@@ -179,16 +258,45 @@ impl LogProducer for RedisStreamProducer {
         settings: &LogSettings,
         batch: Vec<OutgoingMessage>,
     ) -> Vec<PublishOutcome> {
-        let client = match self.conn.connected_client() {
-            Ok(c) => c,
-            Err(e) => {
-                let err = PublishError::Unavailable(e.to_string());
-                return batch
-                    .iter()
-                    .map(|_| PublishOutcome::Failed(err.clone()))
-                    .collect();
-            }
-        };
+        if settings.wait_replicas > 0 {
+            return match self.waiters.checkout().await {
+                Ok((client, _permit)) => {
+                    let outcomes = self.publish_on(&client, settings, batch).await;
+                    self.waiters.checkin(client);
+                    outcomes
+                }
+                Err(e) => unavailable(&batch, &e),
+            };
+        }
+        match self.conn.connected_client() {
+            Ok(client) => self.publish_on(client, settings, batch).await,
+            Err(e) => unavailable(&batch, &e),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        self.conn.ping().await
+    }
+}
+
+/// `FALSE` for every message: Redis could not be asked.
+fn unavailable(batch: &[OutgoingMessage], e: &BackendError) -> Vec<PublishOutcome> {
+    let err = PublishError::Unavailable(e.to_string());
+    batch
+        .iter()
+        .map(|_| PublishOutcome::Failed(err.clone()))
+        .collect()
+}
+
+impl RedisStreamProducer {
+    /// Appends `batch` on `client` (and waits for replicas there, when the
+    /// namespace asks for them).
+    async fn publish_on(
+        &self,
+        client: &Client,
+        settings: &LogSettings,
+        batch: Vec<OutgoingMessage>,
+    ) -> Vec<PublishOutcome> {
         let overall = self.conn.command_timeout() + Duration::from_millis(500);
         let replies =
             match tokio::time::timeout(overall, self.append_pipeline(client, settings, &batch))
@@ -235,9 +343,5 @@ impl LogProducer for RedisStreamProducer {
             }
         }
         outcomes
-    }
-
-    async fn ping(&self) -> Result<(), BackendError> {
-        self.conn.ping().await
     }
 }
