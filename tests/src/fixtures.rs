@@ -66,6 +66,6 @@ pub fn envelope(namespace: &str, partition: u32, n: u32) -> Envelope {
 pub fn outgoing(envelope: Envelope) -> OutgoingMessage {
     OutgoingMessage {
         envelope,
-        idempotency_key: None,
+        idempotency: None,
     }
 }

@@ -44,7 +44,7 @@ fn outgoing(envelopes: &[Envelope]) -> Vec<OutgoingMessage> {
         .iter()
         .map(|e| OutgoingMessage {
             envelope: e.clone(),
-            idempotency_key: None,
+            idempotency: None,
         })
         .collect()
 }

@@ -50,7 +50,7 @@ async fn publish_n(
     let batch: Vec<OutgoingMessage> = (0..n)
         .map(|i| OutgoingMessage {
             envelope: envelope(&s.namespace, partition, i),
-            idempotency_key: None,
+            idempotency: None,
         })
         .collect();
     let ids = batch.iter().map(|m| m.envelope.id).collect();
@@ -312,7 +312,7 @@ async fn wait_for_replicas_answers_true_only_when_they_confirm() {
             &s,
             vec![OutgoingMessage {
                 envelope: envelope(&ns, 0, 1),
-                idempotency_key: None,
+                idempotency: None,
             }],
         )
         .await;
@@ -334,7 +334,7 @@ async fn wait_for_replicas_answers_true_only_when_they_confirm() {
             &s,
             vec![OutgoingMessage {
                 envelope: envelope(&ns, 0, 2),
-                idempotency_key: None,
+                idempotency: None,
             }],
         )
         .await;

@@ -61,6 +61,12 @@ pub enum ApiError {
         /// The most the limit admits at once.
         burst: u32,
     },
+    /// The `Idempotency-Key` came with another request the first time.
+    #[error("Idempotency-Key was first used with a different request (message {original}); nothing was recorded")]
+    KeyReused {
+        /// The first write's message id.
+        original: String,
+    },
     /// The backend did not record the message (or may not have).
     #[error("The log backend is unavailable; the message was not recorded")]
     ProducerUnavailable {
@@ -98,6 +104,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::ExceedsRateLimit { .. } => ErrorCode::BatchExceedsRateLimit,
+            ApiError::KeyReused { .. } => ErrorCode::IdempotencyKeyReused,
             ApiError::ProducerUnavailable { .. } | ApiError::BackendUnavailable(_) => {
                 ErrorCode::ProducerUnavailable
             }
@@ -125,6 +132,7 @@ impl ApiError {
                     "errors": errors,
                 })
             }
+            ApiError::KeyReused { original } => json!({ "originalMessageId": original }),
             ApiError::NamespaceNotFound(ns) | ApiError::NamespaceDisabled(ns) => {
                 json!({ "namespace": ns })
             }

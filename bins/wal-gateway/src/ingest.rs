@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rand::Rng;
 use serde::Serialize;
 use serde_json::value::RawValue;
-use wal_core::backend::{OutgoingMessage, PublishOutcome};
+use wal_core::backend::{IdempotencyClaim, OutgoingMessage, PublishOutcome};
 use wal_core::envelope::{ResolvedLifecycle, TraceContext, ENVELOPE_VERSION};
 use wal_core::request::{TargetRef, WriteLimits, WriteRequest};
 use wal_core::routing::{choose_partition, RoutingInput};
@@ -47,6 +47,10 @@ pub struct WriteResponse {
     pub estimated_processing_time_ms: u64,
     /// Whether this repeated an earlier `Idempotency-Key`.
     pub duplicate: bool,
+    /// Seconds after which a retry may learn more (sent as `Retry-After`
+    /// with an `UNKNOWN` duplicate), not part of the body.
+    #[serde(skip)]
+    pub retry_after_secs: Option<u64>,
 }
 
 /// Per-request values from headers.
@@ -56,6 +60,9 @@ pub struct WriteHeaders {
     pub request_id: String,
     /// `Idempotency-Key`, if sent.
     pub idempotency_key: Option<String>,
+    /// Fingerprint of the request (of the batch item) the key came with;
+    /// computed only when there is a key ([`request_fingerprint`]).
+    pub fingerprint: String,
     /// `traceparent`, if sent.
     pub traceparent: Option<String>,
     /// `tracestate`, if sent.
@@ -397,9 +404,56 @@ pub fn prepare(
         namespace: ns,
         message: OutgoingMessage {
             envelope,
-            idempotency_key: headers.idempotency_key.clone(),
+            idempotency: headers.idempotency_key.clone().map(|key| IdempotencyClaim {
+                key,
+                fingerprint: headers.fingerprint.clone(),
+            }),
         },
     })
+}
+
+/// Fingerprint of one write request (`raw`: its JSON): SHA-256 of its
+/// canonical form (object keys sorted, no whitespace), so that the same
+/// request laid out differently is still the same request.
+pub fn request_fingerprint(raw: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(v) => hash_canonical(&v, &mut hasher),
+        Err(_) => hasher.update(raw),
+    }
+    let digest = hasher.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Feeds `v` to `hasher` with object keys in sorted order (whatever order
+/// serde_json keeps them in).
+fn hash_canonical(v: &serde_json::Value, hasher: &mut sha2::Sha256) {
+    use serde_json::Value;
+    use sha2::Digest;
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            hasher.update(b"{");
+            for (k, v) in entries {
+                hasher.update(Value::String(k.clone()).to_string().as_bytes());
+                hasher.update(b":");
+                hash_canonical(v, hasher);
+                hasher.update(b",");
+            }
+            hasher.update(b"}");
+        }
+        Value::Array(items) => {
+            hasher.update(b"[");
+            for item in items {
+                hash_canonical(item, hasher);
+                hasher.update(b",");
+            }
+            hasher.update(b"]");
+        }
+        scalar => hasher.update(scalar.to_string().as_bytes()),
+    }
 }
 
 /// Publishes prepared writes of ONE namespace in one backend round trip and
@@ -478,15 +532,23 @@ pub async fn publish(
                     timestamp: timestamp.clone(),
                     estimated_processing_time_ms: due_at.saturating_sub(now),
                     duplicate: false,
+                    retry_after_secs: None,
                 }),
-                PublishOutcome::Duplicate { original } => Ok(WriteResponse {
-                    durable: Durability::True,
+                PublishOutcome::Duplicate { original, durability } => Ok(WriteResponse {
+                    durable: durability,
                     message_id: original.to_string(),
                     transaction_id: None,
-                    message: "Duplicate of an earlier write with the same Idempotency-Key; nothing was published",
+                    message: match durability {
+                        Durability::True => "Duplicate of an earlier write with the same Idempotency-Key; nothing was published",
+                        _ => "Duplicate of an earlier write with the same Idempotency-Key whose outcome is not known yet; nothing was published, retry later with the same key",
+                    },
                     timestamp: timestamp.clone(),
                     estimated_processing_time_ms: 0,
                     duplicate: true,
+                    retry_after_secs: (durability != Durability::True).then_some(1),
+                }),
+                PublishOutcome::KeyReused { original } => Err(ApiError::KeyReused {
+                    original: original.to_string(),
                 }),
                 PublishOutcome::Failed(e) => {
                     tracing::warn!(error = %e, namespace = %ns.name, message_id = %id, "publish failed");
@@ -548,6 +610,19 @@ pub fn parse_batch_item(raw: &RawValue) -> Result<WriteRequest, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_laid_out_differently_has_the_same_fingerprint() {
+        let a =
+            request_fingerprint(br#"{"namespace":"n","payload":{"a":1,"b":[1,{"y":2,"x":1}]}}"#);
+        let b = request_fingerprint(
+            br#"{ "payload": { "b": [1, {"x": 1, "y": 2}], "a": 1 }, "namespace": "n" }"#,
+        );
+        let c =
+            request_fingerprint(br#"{"namespace":"n","payload":{"a":2,"b":[1,{"y":2,"x":1}]}}"#);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
 
     #[test]
     fn traceparents() {

@@ -70,8 +70,19 @@ pub struct OutgoingMessage {
     /// The message.
     pub envelope: Envelope,
     /// The client's `Idempotency-Key`, if any: a second append with the same
-    /// key inside the dedup window appends nothing and answers `Duplicate`.
-    pub idempotency_key: Option<String>,
+    /// key inside the dedup window appends nothing and answers `Duplicate`
+    /// (or `KeyReused` when its request differs).
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+/// A client's `Idempotency-Key` and what identifies its request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    /// The key (for a batch item, `<key>:<index>`).
+    pub key: String,
+    /// Fingerprint of the request the key came with: the same key with
+    /// another fingerprint is refused.
+    pub fingerprint: String,
 }
 
 /// The fate of one appended message.
@@ -84,8 +95,19 @@ pub enum PublishOutcome {
         /// `True`, or `Unknown` when a replication wait timed out.
         durability: Durability,
     },
-    /// The idempotency key was seen before: nothing appended.
+    /// The idempotency key was seen before with this request: nothing
+    /// appended.
     Duplicate {
+        /// The id of the first write with this key.
+        original: MessageId,
+        /// What is known of the first write: `True` once the backend (and
+        /// the replicas asked for) confirmed it, `Unknown` while it is in
+        /// flight or unconfirmed.
+        durability: Durability,
+    },
+    /// The idempotency key was seen before with another request: nothing
+    /// appended, the client reused a key.
+    KeyReused {
         /// The id of the first write with this key.
         original: MessageId,
     },
@@ -98,7 +120,8 @@ impl PublishOutcome {
     pub fn durability(&self) -> Durability {
         match self {
             PublishOutcome::Appended { durability, .. } => *durability,
-            PublishOutcome::Duplicate { .. } => Durability::True,
+            PublishOutcome::Duplicate { durability, .. } => *durability,
+            PublishOutcome::KeyReused { .. } => Durability::False,
             PublishOutcome::Failed(e) => e.durability(),
         }
     }

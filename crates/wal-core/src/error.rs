@@ -31,6 +31,9 @@ pub enum ErrorCode {
     /// One request costs more messages than the namespace's rate limit ever
     /// admits at once: waiting does not help, splitting does.
     BatchExceedsRateLimit,
+    /// The `Idempotency-Key` was first used with another request; nothing
+    /// was recorded (IETF `Idempotency-Key` draft).
+    IdempotencyKeyReused,
     /// The backend is unreachable; nothing was recorded.
     ProducerUnavailable,
     /// The gateway is handling as many requests as it may; retry after `Retry-After`.
@@ -53,7 +56,7 @@ impl ErrorCode {
             ErrorCode::MessageSizeLimitExceeded => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,
-            ErrorCode::BatchExceedsRateLimit => 422,
+            ErrorCode::BatchExceedsRateLimit | ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::InternalServerError => 500,
             ErrorCode::ProducerUnavailable | ErrorCode::ServiceOverloaded => 503,
             ErrorCode::RequestTimeout => 408,
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::BatchExceedsRateLimit => "BATCH_EXCEEDS_RATE_LIMIT",
+            ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ErrorCode::ProducerUnavailable => "PRODUCER_UNAVAILABLE",
             ErrorCode::ServiceOverloaded => "SERVICE_OVERLOADED",
             ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",

@@ -25,6 +25,7 @@ pub mod durability;
 pub mod envelope;
 pub mod error;
 pub mod id;
+pub mod idempotency;
 pub mod keys;
 pub mod request;
 pub mod retry;

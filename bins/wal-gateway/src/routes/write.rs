@@ -32,6 +32,7 @@ fn write_headers(req_headers: &HeaderMap, request_id: String) -> WriteHeaders {
         idempotency_key: req_headers
             .get("idempotency-key")
             .map(|v| v.to_str().map(str::to_string).unwrap_or_default()),
+        fingerprint: String::new(),
         traceparent: header(req_headers, "traceparent"),
         tracestate: header(req_headers, "tracestate"),
     }
@@ -43,6 +44,15 @@ fn status_label(result: &Result<WriteResponse, ApiError>) -> String {
         Ok(_) => "accepted".into(),
         Err(e) => e.code().as_str().to_ascii_lowercase(),
     }
+}
+
+/// `resp` with `Retry-After: secs`, when there are any.
+fn with_retry_after(mut resp: Response, secs: Option<u64>) -> Response {
+    if let Some(secs) = secs {
+        resp.headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// The namespace label: the name of an existing namespace, `_unknown` otherwise.
@@ -98,7 +108,7 @@ fn record(
     params(
         ("X-API-Key" = String, Header, description = "API key"),
         ("X-Request-ID" = Option<String>, Header, description = "Echoed; generated when absent"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Repeat within the dedup window returns the first messageId"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A repeat of the same request within the dedup window returns the first messageId with `duplicate: true`, `durable` no more than what is known of the first write (`UNKNOWN` + `Retry-After` while unresolved); another request with the key is refused (422 IDEMPOTENCY_KEY_REUSED)"),
         ("traceparent" = Option<String>, Header, description = "W3C trace context"),
     ),
     responses(
@@ -110,6 +120,7 @@ fn record(
         (status = 409, description = "NAMESPACE_DISABLED"),
         (status = 413, description = "MESSAGE_SIZE_LIMIT_EXCEEDED"),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE"),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED"),
         (status = 429, description = "RATE_LIMITED"),
         (status = 503, description = "PRODUCER_UNAVAILABLE (durable FALSE or UNKNOWN)"),
     )
@@ -133,7 +144,10 @@ pub async fn write(State(state): State<Arc<AppState>>, req: Request) -> Response
         namespace = write.normalized_namespace();
         let ns = ingest::resolve_namespace(&state, &caller, &write)?;
         ingest::admit(&state, &ns, 1).await?;
-        let headers = write_headers(&parts.headers, request_id);
+        let mut headers = write_headers(&parts.headers, request_id);
+        if headers.idempotency_key.is_some() {
+            headers.fingerprint = ingest::request_fingerprint(&bytes);
+        }
         let prepared = ingest::prepare(&state, ns.clone(), write, &headers)?;
         let span = tracing::info_span!("publish", namespace = %ns.name, message_id = %prepared.message.envelope.id);
         let mut results = ingest::publish(&state, &ns, vec![prepared.message]).instrument(span).await;
@@ -142,7 +156,10 @@ pub async fn write(State(state): State<Arc<AppState>>, req: Request) -> Response
     .await;
     record(&state, &namespace, "write", status_label(&result), started);
     match result {
-        Ok(resp) => (StatusCode::ACCEPTED, Json(resp)).into_response(),
+        Ok(resp) => with_retry_after(
+            (StatusCode::ACCEPTED, Json(&resp)).into_response(),
+            resp.retry_after_secs,
+        ),
         Err(e) => e.into_response(),
     }
 }
@@ -173,7 +190,20 @@ pub async fn write_batch(State(state): State<Arc<AppState>>, req: Request) -> Re
         .map(|r| r.0.clone())
         .unwrap_or_default();
     match batch_inner(&state, parts, body, request_id, started).await {
-        Ok((status, results)) => (status, Json(json!({ "results": results }))).into_response(),
+        Ok((status, results)) => {
+            // The soonest a retry of an UNKNOWN duplicate may learn more.
+            let retry_after = results
+                .iter()
+                .filter_map(|r| match r {
+                    BatchItem::Accepted(a) => a.retry_after_secs,
+                    BatchItem::Failed { .. } => None,
+                })
+                .min();
+            with_retry_after(
+                (status, Json(json!({ "results": results }))).into_response(),
+                retry_after,
+            )
+        }
         Err(e) => {
             record(
                 &state,
@@ -256,6 +286,9 @@ async fn batch_inner(
         }
         let mut headers = base.clone();
         headers.idempotency_key = base.idempotency_key.as_ref().map(|k| format!("{k}:{i}"));
+        if headers.idempotency_key.is_some() {
+            headers.fingerprint = ingest::request_fingerprint(batch.messages[i].get().as_bytes());
+        }
         match ingest::prepare(state, ns, w, &headers) {
             Ok(p) => prepared.push((i, p)),
             Err(e) => results[i] = Some(Err(e.prefixed(i))),

@@ -17,10 +17,12 @@ use fred::error::{Error, ErrorKind};
 use fred::prelude::*;
 use fred::types::Value;
 use wal_core::backend::{
-    BackendError, LogProducer, LogSettings, OutgoingMessage, PublishError, PublishOutcome,
+    BackendError, IdempotencyClaim, LogProducer, LogSettings, OutgoingMessage, PublishError,
+    PublishOutcome,
 };
+use wal_core::idempotency::{IdempotencyRecord, RecordState};
 use wal_core::keys::NamespaceKeys;
-use wal_core::{Durability, MessageId};
+use wal_core::Durability;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wal_redis::{backend_error, run_pipeline, trim_args, Command, LuaScript, RedisConnection};
@@ -138,8 +140,10 @@ fn publish_error(e: &Error) -> PublishError {
     }
 }
 
-/// Reads the reply of `append_once`: `{1, entry id}` or `{0, first id}`.
-fn script_outcome(v: Value) -> PublishOutcome {
+/// Reads the reply of `append_once`: `{1, entry id}` or `{0, record}`.
+/// A duplicate of a write still waiting for its replicas is `Unknown` here;
+/// the `WAIT` that follows may make it `True`.
+fn script_outcome(v: Value, claim: &IdempotencyClaim, waits: bool) -> PublishOutcome {
     let parsed = match v {
         Value::Array(items) if items.len() == 2 => {
             let flag = items[0].as_i64();
@@ -153,10 +157,20 @@ fn script_outcome(v: Value) -> PublishOutcome {
             position: entry,
             durability: Durability::True,
         },
-        Some((0, first)) => match first.parse::<MessageId>() {
-            Ok(original) => PublishOutcome::Duplicate { original },
-            Err(_) => PublishOutcome::Failed(PublishError::Rejected(
-                "idempotency record holds an invalid message id".into(),
+        Some((0, raw)) => match IdempotencyRecord::decode(&raw) {
+            // Pending, and replicas are no longer asked for: the primary has it.
+            Some(record) if record.state == RecordState::Pending && !waits => {
+                match record.outcome_for(&claim.fingerprint) {
+                    PublishOutcome::Duplicate { original, .. } => PublishOutcome::Duplicate {
+                        original,
+                        durability: Durability::True,
+                    },
+                    other => other,
+                }
+            }
+            Some(record) => record.outcome_for(&claim.fingerprint),
+            None => PublishOutcome::Failed(PublishError::Rejected(
+                "unreadable idempotency record".into(),
             )),
         },
         _ => PublishOutcome::Failed(PublishError::Rejected("unexpected script reply".into())),
@@ -175,13 +189,14 @@ impl RedisStreamProducer {
         let keys = NamespaceKeys::new(&settings.namespace);
         let (cap_kind, threshold) = trim_args(settings.retention, now_ms());
         let dedup_ms = settings.dedup_window.as_millis().max(1).to_string();
+        let waits = if settings.wait_replicas > 0 { "1" } else { "0" };
         let items = batch
             .iter()
             .map(|msg| {
                 let stream = keys.stream(msg.envelope.partition);
                 let id = msg.envelope.id.to_string();
                 let body = Value::Bytes(msg.envelope.encode().into());
-                vec![match &msg.idempotency_key {
+                vec![match &msg.idempotency {
                     None => Command::plain(
                         "XADD",
                         vec![
@@ -196,15 +211,17 @@ impl RedisStreamProducer {
                             body,
                         ],
                     ),
-                    Some(key) => Command::script(
+                    Some(claim) => Command::script(
                         &self.append_once,
-                        vec![stream.into(), keys.idempotency(key).into()],
+                        vec![stream.into(), keys.idempotency(&claim.key).into()],
                         vec![
                             cap_kind.into(),
                             threshold.as_str().into(),
                             id.into(),
                             body,
                             dedup_ms.as_str().into(),
+                            claim.fingerprint.as_str().into(),
+                            waits.into(),
                         ],
                     ),
                 }]
@@ -312,12 +329,13 @@ impl RedisStreamProducer {
                 }
             };
 
+        let waits = settings.wait_replicas > 0;
         let mut outcomes: Vec<PublishOutcome> = batch
             .iter()
             .zip(replies)
-            .map(|(msg, reply)| match reply {
-                Ok(v) if msg.idempotency_key.is_some() => script_outcome(v),
-                Ok(v) => match v.as_string() {
+            .map(|(msg, reply)| match (reply, &msg.idempotency) {
+                (Ok(v), Some(claim)) => script_outcome(v, claim, waits),
+                (Ok(v), None) => match v.as_string() {
                     Some(entry) => PublishOutcome::Appended {
                         position: entry,
                         durability: Durability::True,
@@ -326,21 +344,45 @@ impl RedisStreamProducer {
                         "unexpected XADD reply".into(),
                     )),
                 },
-                Err(e) => PublishOutcome::Failed(publish_error(&e)),
+                (Err(e), _) => PublishOutcome::Failed(publish_error(&e)),
             })
             .collect();
 
-        if settings.wait_replicas > 0
-            && outcomes
-                .iter()
-                .any(|o| matches!(o, PublishOutcome::Appended { .. }))
-        {
+        // Appends, and duplicates of appends, that replicas must confirm.
+        let awaiting: Vec<usize> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| {
+                matches!(
+                    o,
+                    PublishOutcome::Appended { .. }
+                        | PublishOutcome::Duplicate {
+                            durability: Durability::Unknown,
+                            ..
+                        }
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if waits && !awaiting.is_empty() {
             let durability = self.wait_replicas(client, settings).await;
-            for o in &mut outcomes {
-                if let PublishOutcome::Appended { durability: d, .. } = o {
-                    *d = durability;
+            let keys = NamespaceKeys::new(&settings.namespace);
+            let mut confirmed = Vec::new();
+            for &i in &awaiting {
+                match &mut outcomes[i] {
+                    PublishOutcome::Appended { durability: d, .. } => *d = durability,
+                    PublishOutcome::Duplicate { durability: d, .. } => *d = durability,
+                    _ => {}
+                }
+                if let (Durability::True, Some(claim)) = (durability, &batch[i].idempotency) {
+                    let id = match &outcomes[i] {
+                        PublishOutcome::Duplicate { original, .. } => original.to_string(),
+                        _ => batch[i].envelope.id.to_string(),
+                    };
+                    confirmed.push((keys.idempotency(&claim.key), id));
                 }
             }
+            wal_state::idempotency::records::confirm(client, confirmed).await;
         }
         outcomes
     }
