@@ -162,7 +162,7 @@ if [[ " $BACKENDS " == *" sqs "* ]]; then
 fi
 
 COMMON_ENV=(WAL_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" WAL_DATABASE_URL="sqlite://$WORK/ns.db?mode=rwc"
-  WAL_LOG_LEVEL=warn)
+  WAL_SECRET_DIR="$WORK" WAL_LOG_LEVEL=warn)
 
 env "${COMMON_ENV[@]}" WAL_LISTEN="127.0.0.1:$GW_PORT" WAL_API_KEYS="$API_KEY" \
   WAL_ADMIN_API_KEYS="$ADMIN_KEY" "$BIN/wal-gateway" >"$WORK/gateway.log" 2>&1 &

@@ -14,6 +14,8 @@ mkdir -p .run
 export WAL_DATABASE_URL="${WAL_DATABASE_URL:-sqlite://$PWD/.run/dev-namespaces.db?mode=rwc}"
 export WAL_API_KEYS="${WAL_API_KEYS:-dev-write-key-please-change}"
 export WAL_ADMIN_API_KEYS="${WAL_ADMIN_API_KEYS:-dev-admin-key-please-change}"
+# Secret references of the demo namespaces point into .run/.
+export WAL_SECRET_DIR="${WAL_SECRET_DIR:-$PWD/.run}"
 export WAL_WORKER_LISTEN="${WAL_WORKER_LISTEN:-127.0.0.1:3001}"
 ECHO_PORT="${ECHO_PORT:-3999}"
 KAFKA_PORT="${KAFKA_PORT:-19092}"

@@ -358,6 +358,8 @@ impl Stack {
             .env("WAL_ADMIN_API_KEYS", ADMIN_KEY)
             .env("WAL_NAMESPACE_REFRESH_MS", "200")
             .env("WAL_REDIS_TIMEOUT_MS", "1000")
+            .env("WAL_SECRET_ENV_PREFIX", "WAL_TEST_")
+            .env("WAL_SECRET_DIR", std::env::temp_dir())
             .env("WAL_LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .kill_on_drop(true)
@@ -393,6 +395,8 @@ impl Stack {
             .env("WAL_SCHEDULE_POLL_MS", "50")
             .env("WAL_BREAKER_COOLDOWN_MS", "1000")
             .env("WAL_SHUTDOWN_GRACE_SECS", "5")
+            .env("WAL_SECRET_ENV_PREFIX", "WAL_TEST_")
+            .env("WAL_SECRET_DIR", std::env::temp_dir())
             .env("WAL_LOG_LEVEL", "info")
             .stdin(Stdio::null())
             .kill_on_drop(true);

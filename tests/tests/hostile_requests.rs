@@ -298,3 +298,68 @@ async fn two_namespaces_cannot_share_a_kafka_topic_or_an_sqs_queue() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_namespace_may_name_only_the_secrets_the_policy_allows() {
+    // Test gateways allow variables starting with WAL_TEST_ and files in
+    // the temp directory (production: WAL_SECRET_ and /run/secrets/wal).
+    let gw = TestGateway::spawn().await;
+    let create = |config: Value, kind: &str| {
+        json!({
+            "name": random_name("secrets"),
+            "targetConfigs": [{"identifier": "t", "type": kind, "config": config}]
+        })
+    };
+    let refused = [
+        (
+            create(json!({"urlEnv": "WAL_DATABASE_URL"}), "cache"),
+            "targetConfigs[0].config.urlEnv",
+        ),
+        (
+            create(
+                json!({"dsnFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                       "table": "t", "operation": "insert"}),
+                "database",
+            ),
+            "targetConfigs[0].config.dsnFile",
+        ),
+        (
+            create(
+                json!({"url": "https://example.com/hook",
+                       "signingSecretFile": format!("{}/../etc/passwd", std::env::temp_dir().display())}),
+                "webhook",
+            ),
+            "targetConfigs[0].config.signingSecretFile",
+        ),
+    ];
+    for (body, field) in refused {
+        let (status, answer) = gw
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/namespaces",
+                Some(ADMIN_KEY),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+    }
+    let kafka = json!({"name": random_name("secrets"), "backend": "kafka",
+        "backendConfig": {"brokersEnv": "HOME"}});
+    let (status, answer) = gw
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/namespaces",
+            Some(ADMIN_KEY),
+            Some(&kafka),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["details"]["field"],
+        "backendConfig.brokersEnv"
+    );
+    // Allowed references are accepted (the variable need not exist yet).
+    gw.create_namespace(&create(json!({"urlEnv": "WAL_TEST_ANY_CACHE"}), "cache"))
+        .await;
+}

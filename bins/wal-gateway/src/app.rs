@@ -49,6 +49,7 @@ impl Application {
             producers: Producers::new(
                 redis.clone(),
                 Duration::from_millis(config.kafka_message_timeout_ms),
+                config.store.secret_policy(),
             ),
             rate_limiter: RateLimiter::new(redis.clone()),
             redis,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use wal_backends::namespace_clients;
 use wal_backends::redis_streams::RedisStreamProducer;
 use wal_core::backend::{LogProducer, LogSettings};
-use wal_namespace::{BackendKind, Namespace};
+use wal_namespace::{BackendKind, Namespace, SecretPolicy};
 use wal_redis::RedisConnection;
 use wal_state::RedisIdempotency;
 
@@ -41,12 +41,20 @@ pub struct Producers {
     #[cfg(feature = "sqs")]
     sqs: tokio::sync::Mutex<HashMap<wal_backends::sqs::SqsClientConfig, Arc<dyn LogProducer>>>,
     kafka_message_timeout: Duration,
+    #[cfg_attr(not(any(feature = "kafka", feature = "sqs")), allow(dead_code))]
+    secrets: SecretPolicy,
 }
 
 impl Producers {
-    /// Producers over the gateway's Redis connection.
-    pub fn new(redis_conn: RedisConnection, kafka_message_timeout: Duration) -> Self {
+    /// Producers over the gateway's Redis connection; Kafka and SQS client
+    /// secrets are read as `secrets` allows.
+    pub fn new(
+        redis_conn: RedisConnection,
+        kafka_message_timeout: Duration,
+        secrets: SecretPolicy,
+    ) -> Self {
         Self {
+            secrets,
             redis: Arc::new(RedisStreamProducer::new(redis_conn.clone())),
             redis_conn,
             #[cfg(feature = "kafka")]
@@ -72,8 +80,9 @@ impl Producers {
             BackendKind::RedisStreams => Ok((self.redis.clone(), settings)),
             #[cfg(feature = "kafka")]
             BackendKind::Kafka => {
-                let (cfg, _) = namespace_clients::kafka_client(ns, self.kafka_message_timeout)
-                    .map_err(|e| unusable(e.to_string()))?;
+                let (cfg, _) =
+                    namespace_clients::kafka_client(ns, self.kafka_message_timeout, &self.secrets)
+                        .map_err(|e| unusable(e.to_string()))?;
                 let mut map = self.kafka.lock().await;
                 if let Some(p) = map.get(&cfg) {
                     return Ok((p.clone(), settings));
@@ -87,8 +96,8 @@ impl Producers {
             }
             #[cfg(feature = "sqs")]
             BackendKind::Sqs => {
-                let (cfg, queue) =
-                    namespace_clients::sqs_client(ns).map_err(|e| unusable(e.to_string()))?;
+                let (cfg, queue) = namespace_clients::sqs_client(ns, &self.secrets)
+                    .map_err(|e| unusable(e.to_string()))?;
                 let settings = LogSettings {
                     topic: queue,
                     ..settings
@@ -116,7 +125,7 @@ impl Producers {
     /// The admin step of a Kafka or SQS namespace (creates its topic or
     /// queue when missing); nothing for Redis Streams.
     pub async fn provision(&self, ns: &Namespace) -> Result<(), ProducerError> {
-        namespace_clients::provision(ns, self.kafka_message_timeout)
+        namespace_clients::provision(ns, self.kafka_message_timeout, &self.secrets)
             .await
             .map_err(|e| ProducerError::Unusable {
                 backend: ns.backend.as_str(),

@@ -41,6 +41,7 @@ impl Worker {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let secrets = config.store.secret_policy();
         let shared = Arc::new(Shared {
             consumer_name: config.consumer_name(),
             config,
@@ -48,7 +49,7 @@ impl Worker {
             schedule,
             settler,
             metrics: Metrics::new(),
-            factory: TargetFactory::new(),
+            factory: TargetFactory::new().with_secret_policy(secrets),
             namespaces,
             started: Instant::now(),
             supervisor_tick_ms: AtomicU64::new(now_ms()),

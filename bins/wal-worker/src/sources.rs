@@ -161,16 +161,21 @@ pub async fn open_log(
     consumer_name: &str,
     ns: &Namespace,
 ) -> anyhow::Result<Option<Source>> {
+    #[cfg(any(feature = "kafka", feature = "sqs"))]
+    let secrets = cfg.store.secret_policy();
     match ns.backend {
         BackendKind::RedisStreams => Ok(None),
         #[cfg(feature = "kafka")]
         BackendKind::Kafka => {
             use wal_backends::kafka::{KafkaConsumer, KafkaConsumerSettings};
-            wal_backends::namespace_clients::provision(ns, Duration::from_secs(5))
+            wal_backends::namespace_clients::provision(ns, Duration::from_secs(5), &secrets)
                 .await
                 .context("creating the Kafka topic")?;
-            let (client, _) =
-                wal_backends::namespace_clients::kafka_client(ns, Duration::from_secs(5))?;
+            let (client, _) = wal_backends::namespace_clients::kafka_client(
+                ns,
+                Duration::from_secs(5),
+                &secrets,
+            )?;
             let consumer = KafkaConsumer::new(
                 &client,
                 &ns.topic_name,
@@ -191,10 +196,10 @@ pub async fn open_log(
         #[cfg(feature = "sqs")]
         BackendKind::Sqs => {
             use wal_backends::sqs::{SqsConsumer, SqsConsumerSettings};
-            wal_backends::namespace_clients::provision(ns, Duration::from_secs(5))
+            wal_backends::namespace_clients::provision(ns, Duration::from_secs(5), &secrets)
                 .await
                 .context("creating the SQS queue")?;
-            let (client, queue) = wal_backends::namespace_clients::sqs_client(ns)?;
+            let (client, queue) = wal_backends::namespace_clients::sqs_client(ns, &secrets)?;
             let consumer = SqsConsumer::new(
                 &client,
                 &queue,

@@ -7,7 +7,7 @@
 #[cfg(any(feature = "kafka", feature = "sqs"))]
 use wal_core::backend::BackendError;
 #[cfg(any(feature = "kafka", feature = "sqs"))]
-use wal_namespace::Namespace;
+use wal_namespace::{Namespace, SecretPolicy};
 
 /// Kafka client settings of a `kafka` namespace, and the replication factor
 /// its topic is created with.
@@ -15,10 +15,11 @@ use wal_namespace::Namespace;
 pub fn kafka_client(
     ns: &Namespace,
     message_timeout: std::time::Duration,
+    secrets: &SecretPolicy,
 ) -> Result<(crate::kafka::KafkaClientConfig, u16), BackendError> {
     let conn = ns
         .backend_config
-        .kafka_connection()
+        .kafka_connection(secrets)
         .map_err(|e| BackendError::Other(e.to_string()))?;
     Ok((
         crate::kafka::KafkaClientConfig {
@@ -32,10 +33,13 @@ pub fn kafka_client(
 
 /// SQS client settings of an `sqs` namespace, and its queue (URL or name).
 #[cfg(feature = "sqs")]
-pub fn sqs_client(ns: &Namespace) -> Result<(crate::sqs::SqsClientConfig, String), BackendError> {
+pub fn sqs_client(
+    ns: &Namespace,
+    secrets: &SecretPolicy,
+) -> Result<(crate::sqs::SqsClientConfig, String), BackendError> {
     let conn = ns
         .backend_config
-        .sqs_connection(&ns.topic_name)
+        .sqs_connection(&ns.topic_name, secrets)
         .map_err(|e| BackendError::Other(e.to_string()))?;
     let credentials =
         conn.credentials.map(
@@ -63,12 +67,13 @@ pub fn sqs_client(ns: &Namespace) -> Result<(crate::sqs::SqsClientConfig, String
 pub async fn provision(
     ns: &wal_namespace::Namespace,
     kafka_timeout: std::time::Duration,
+    secrets: &wal_namespace::SecretPolicy,
 ) -> Result<(), wal_core::backend::BackendError> {
     match ns.backend {
         wal_namespace::BackendKind::RedisStreams => Ok(()),
         #[cfg(feature = "kafka")]
         wal_namespace::BackendKind::Kafka => {
-            let (cfg, replication) = kafka_client(ns, kafka_timeout)?;
+            let (cfg, replication) = kafka_client(ns, kafka_timeout, secrets)?;
             let wanted = ns.shard_config.partition_count.max(1);
             let state =
                 crate::kafka::ensure_topic(&cfg, &ns.topic_name, wanted, replication as i16)
@@ -85,7 +90,7 @@ pub async fn provision(
         }
         #[cfg(feature = "sqs")]
         wal_namespace::BackendKind::Sqs => {
-            let (cfg, queue) = sqs_client(ns)?;
+            let (cfg, queue) = sqs_client(ns, secrets)?;
             crate::sqs::ensure_queue(&cfg, &queue).await.map(|_| ())
         }
         #[allow(unreachable_patterns)]

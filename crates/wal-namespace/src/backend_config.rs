@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use wal_core::backend::Retention;
 use wal_core::validate::FieldErrors;
 
-use crate::targets::{is_valid_env_name, SecretRef};
+use crate::secrets::{SecretError, SecretPolicy, SecretRef};
+use crate::targets::is_valid_env_name;
 
 /// Retention when `backendConfig.retention` is absent: about this many entries per partition.
 pub const DEFAULT_RETENTION_MAX_LEN: u64 = 1_000_000;
@@ -249,38 +250,9 @@ pub enum ConnectionError {
     /// The namespace is on another backend.
     #[error("namespace backend is {0}")]
     WrongBackend(&'static str),
-    /// A referenced environment variable is unset or empty.
-    #[error("environment variable `{0}` (referenced by backendConfig) is unset or empty")]
-    MissingEnv(String),
-    /// A referenced file cannot be read or is empty.
-    #[error("file `{0}` (referenced by backendConfig) cannot be read or is empty")]
-    UnreadableFile(String),
-}
-
-fn read_secret(secret: &SecretRef) -> Result<String, ConnectionError> {
-    let value = match secret {
-        SecretRef::Env(name) => {
-            std::env::var(name).map_err(|_| ConnectionError::MissingEnv(name.clone()))?
-        }
-        SecretRef::File(path) => std::fs::read_to_string(path)
-            .map_err(|_| ConnectionError::UnreadableFile(path.clone()))?,
-    };
-    let value = value.trim().to_string();
-    if value.is_empty() {
-        return Err(match secret {
-            SecretRef::Env(n) => ConnectionError::MissingEnv(n.clone()),
-            SecretRef::File(p) => ConnectionError::UnreadableFile(p.clone()),
-        });
-    }
-    Ok(value)
-}
-
-fn pair(env: &Option<String>, file: &Option<String>) -> Option<SecretRef> {
-    match (env, file) {
-        (Some(e), _) => Some(SecretRef::Env(e.clone())),
-        (None, Some(f)) => Some(SecretRef::File(f.clone())),
-        (None, None) => None,
-    }
+    /// A referenced secret cannot be read, or may not be.
+    #[error("backendConfig: {0}")]
+    Secret(#[from] SecretError),
 }
 
 /// Property names that hold secrets and so must come by reference.
@@ -571,9 +543,12 @@ impl BackendConfig {
     }
 
     /// The Kafka cluster of a `kafka` namespace, reading referenced secrets now.
-    pub fn kafka_connection(&self) -> Result<KafkaConnection, ConnectionError> {
+    pub fn kafka_connection(
+        &self,
+        policy: &SecretPolicy,
+    ) -> Result<KafkaConnection, ConnectionError> {
         let brokers = match &self.brokers_env {
-            Some(env) => read_secret(&SecretRef::Env(env.clone()))?,
+            Some(env) => policy.read(&SecretRef::Env(env.clone()))?,
             None if self.brokers.is_empty() => {
                 return Err(ConnectionError::WrongBackend("not kafka"))
             }
@@ -581,10 +556,10 @@ impl BackendConfig {
         };
         let mut properties = self.properties.clone();
         for (key, env) in &self.secret_properties_env {
-            properties.insert(key.clone(), read_secret(&SecretRef::Env(env.clone()))?);
+            properties.insert(key.clone(), policy.read(&SecretRef::Env(env.clone()))?);
         }
         for (key, file) in &self.secret_properties_file {
-            properties.insert(key.clone(), read_secret(&SecretRef::File(file.clone()))?);
+            properties.insert(key.clone(), policy.read(&SecretRef::File(file.clone()))?);
         }
         Ok(KafkaConnection {
             brokers,
@@ -595,12 +570,16 @@ impl BackendConfig {
 
     /// The SQS queue of an `sqs` namespace whose `topicName` is `topic`,
     /// reading referenced secrets now.
-    pub fn sqs_connection(&self, topic: &str) -> Result<SqsConnection, ConnectionError> {
+    pub fn sqs_connection(
+        &self,
+        topic: &str,
+        policy: &SecretPolicy,
+    ) -> Result<SqsConnection, ConnectionError> {
         let credentials = match (
-            pair(&self.access_key_id_env, &self.access_key_id_file),
-            pair(&self.secret_access_key_env, &self.secret_access_key_file),
+            SecretRef::from_pair(&self.access_key_id_env, &self.access_key_id_file),
+            SecretRef::from_pair(&self.secret_access_key_env, &self.secret_access_key_file),
         ) {
-            (Some(id), Some(secret)) => Some((read_secret(&id)?, read_secret(&secret)?)),
+            (Some(id), Some(secret)) => Some((policy.read(&id)?, policy.read(&secret)?)),
             _ => None,
         };
         Ok(SqsConnection {
@@ -690,7 +669,8 @@ mod tests {
             r#"{"brokersEnv":"WAL_TEST_KAFKA_BROKERS_X1","secretPropertiesEnv":{"sasl.password":"WAL_TEST_KAFKA_PASSWORD_X1"}}"#,
         );
         assert!(errors.is_empty(), "{errors:?}");
-        let conn = cfg.kafka_connection().expect("resolves");
+        let policy = SecretPolicy::new("WAL_TEST_", "/nonexistent");
+        let conn = cfg.kafka_connection(&policy).expect("resolves");
         assert_eq!(conn.brokers, "a:1,b:2");
         assert_eq!(conn.properties["sasl.password"], "s3cret");
         assert!(!format!("{conn:?}").contains("s3cret"));
@@ -699,8 +679,13 @@ mod tests {
             ..BackendConfig::default()
         };
         assert!(matches!(
-            missing.kafka_connection(),
-            Err(ConnectionError::MissingEnv(_))
+            missing.kafka_connection(&policy),
+            Err(ConnectionError::Secret(SecretError::MissingEnv(_)))
+        ));
+        // A variable outside the policy's prefix is never read.
+        assert!(matches!(
+            cfg.kafka_connection(&SecretPolicy::default()),
+            Err(ConnectionError::Secret(SecretError::NotAllowed { .. }))
         ));
     }
 
@@ -709,7 +694,9 @@ mod tests {
         let (cfg, errors) = check(BackendKind::Sqs, "{}");
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(cfg.region.as_deref(), Some(DEFAULT_SQS_REGION));
-        let conn = cfg.sqs_connection("orders").expect("resolves");
+        let conn = cfg
+            .sqs_connection("orders", &SecretPolicy::default())
+            .expect("resolves");
         assert_eq!(conn.queue, "orders");
         assert_eq!(conn.credentials, None);
         let (_, errors) = check(

@@ -44,6 +44,7 @@ mod entity;
 pub mod error;
 pub mod model;
 pub mod patch;
+pub mod secrets;
 pub mod spec;
 pub mod store;
 pub mod targets;
@@ -53,10 +54,11 @@ pub use api_key::{actor_for_admin_key, any_matches, ApiKeyHash};
 pub use cache::{NamespaceCache, Snapshot, DEFAULT_REFRESH_INTERVAL};
 pub use error::StoreError;
 pub use model::{AccessControlView, Namespace, NamespaceView};
+pub use secrets::{SecretError, SecretPolicy, SecretRef};
 pub use spec::{parse_spec, BackendConfig, BackendKind, NamespaceSpec, RetentionSpec};
 pub use store::{AuditAction, AuditRecord, Fingerprint, NamespaceStore};
 pub use targets::{
-    CacheTargetConfig, DatabaseTargetConfig, HttpTargetConfig, SecretRef, TargetConfig,
-    TargetConfigSpec, TargetKind, TargetType,
+    CacheTargetConfig, DatabaseTargetConfig, HttpTargetConfig, TargetConfig, TargetConfigSpec,
+    TargetKind, TargetType,
 };
 pub use wal_core::validate::{FieldError, FieldErrors};

@@ -33,6 +33,7 @@ use wal_migrations::{Migrator, MigratorTrait};
 use crate::entity::{namespace, namespace_audit};
 use crate::error::{redact, StoreError};
 use crate::model::Namespace;
+use crate::secrets::SecretPolicy;
 use crate::spec::{
     AccessControlSpec, BackendConfig, BackendKind, DlqConfig, NamespaceSpec, ShardConfig,
 };
@@ -137,6 +138,7 @@ struct StoredConfig {
 #[derive(Clone, Debug)]
 pub struct NamespaceStore {
     db: DatabaseConnection,
+    secrets: SecretPolicy,
 }
 
 fn now() -> DateTime<Utc> {
@@ -269,7 +271,17 @@ impl NamespaceStore {
             });
         let db = Database::connect(opts).await.map_err(scrub)?;
         Self::migrate(&db).await.map_err(scrub)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            secrets: SecretPolicy::default(),
+        })
+    }
+
+    /// The store, refusing namespaces whose secret references `policy`
+    /// does not allow (default: [`SecretPolicy::default`]).
+    pub fn with_secret_policy(mut self, policy: SecretPolicy) -> Self {
+        self.secrets = policy;
+        self
     }
 
     async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
@@ -321,6 +333,9 @@ impl NamespaceStore {
     /// name is taken, also when two creates race.
     pub async fn create(&self, spec: NamespaceSpec, actor: &str) -> Result<Namespace, StoreError> {
         let mut ns = spec.validate(None)?;
+        self.secrets
+            .check_namespace(&ns)
+            .map_err(StoreError::Invalid)?;
         self.check_log_unshared(&ns).await?;
         let at = now();
         let actor = clip_actor(actor);
@@ -414,6 +429,9 @@ impl NamespaceStore {
                 .await?
                 .ok_or_else(|| StoreError::NotFound(name.to_string()))?;
             let mut next = spec.clone().validate(Some(&prev))?;
+            self.secrets
+                .check_namespace(&next)
+                .map_err(StoreError::Invalid)?;
             self.check_log_unshared(&next).await?;
             Self::stamp(&prev, &mut next, actor);
             let detail = serde_json::json!({ "version": next.version });
@@ -459,6 +477,9 @@ impl NamespaceStore {
                 return Err(StoreError::Invalid(e));
             }
             let mut next = spec.validate(Some(&prev))?;
+            self.secrets
+                .check_namespace(&next)
+                .map_err(StoreError::Invalid)?;
             self.check_log_unshared(&next).await?;
             Self::stamp(&prev, &mut next, actor);
             let detail = serde_json::json!({ "version": next.version, "patch": true });

@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use wal_core::validate::{is_valid_identifier, FieldErrors};
 
+use crate::secrets::SecretRef;
+
 /// Most targets per namespace.
 pub const MAX_TARGETS: usize = 64;
 /// Largest `timeoutMs` of any target: five minutes.
@@ -155,23 +157,6 @@ pub enum BodyMode {
     Envelope,
 }
 
-/// A secret referenced by name, never stored in clear.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SecretRef {
-    /// Read from this environment variable of the worker.
-    Env(String),
-    /// Read from this file (absolute path) on the worker.
-    File(String),
-}
-
-fn secret_ref(env: &Option<String>, file: &Option<String>) -> Option<SecretRef> {
-    match (env, file) {
-        (Some(e), _) => Some(SecretRef::Env(e.clone())),
-        (None, Some(f)) => Some(SecretRef::File(f.clone())),
-        (None, None) => None,
-    }
-}
-
 /// `config` of an `http` or `webhook` target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -206,7 +191,7 @@ pub struct HttpTargetConfig {
 impl HttpTargetConfig {
     /// The signing secret reference, if any.
     pub fn signing_secret(&self) -> Option<SecretRef> {
-        secret_ref(&self.signing_secret_env, &self.signing_secret_file)
+        SecretRef::from_pair(&self.signing_secret_env, &self.signing_secret_file)
     }
 
     /// Whether a request may set header `name` (case-insensitive).
@@ -264,7 +249,7 @@ pub struct DatabaseTargetConfig {
 impl DatabaseTargetConfig {
     /// The DSN reference (always `Some` once validated).
     pub fn dsn(&self) -> Option<SecretRef> {
-        secret_ref(&self.dsn_env, &self.dsn_file)
+        SecretRef::from_pair(&self.dsn_env, &self.dsn_file)
     }
 }
 
@@ -315,7 +300,7 @@ pub struct CacheTargetConfig {
 impl CacheTargetConfig {
     /// The cache URL reference (always `Some` once validated).
     pub fn url(&self) -> Option<SecretRef> {
-        secret_ref(&self.url_env, &self.url_file)
+        SecretRef::from_pair(&self.url_env, &self.url_file)
     }
 
     /// The payload field holding the key: `keyField`, or `key`.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio::task::JoinHandle;
 use wal_core::backend::BackendError;
-use wal_namespace::{NamespaceCache, NamespaceStore, StoreError};
+use wal_namespace::{NamespaceCache, NamespaceStore, SecretPolicy, StoreError};
 use wal_redis::{RedisConnection, RedisConnectionConfig};
 
 /// How long a program waits for Redis at start before it goes on without it.
@@ -100,6 +100,15 @@ pub struct StoreArgs {
     /// How often (ms) the namespace cache checks the store for changes.
     #[arg(long, env = "WAL_NAMESPACE_REFRESH_MS", default_value_t = 1000)]
     pub namespace_refresh_ms: u64,
+
+    /// Prefix of the environment variables a namespace may name as a
+    /// secret (`…Env`); empty allows any.
+    #[arg(long, env = "WAL_SECRET_ENV_PREFIX", default_value = SecretPolicy::DEFAULT_ENV_PREFIX)]
+    pub secret_env_prefix: String,
+
+    /// Directory of the files a namespace may name as a secret (`…File`).
+    #[arg(long, env = "WAL_SECRET_DIR", default_value = SecretPolicy::DEFAULT_DIR)]
+    pub secret_dir: std::path::PathBuf,
 }
 
 impl StoreArgs {
@@ -108,7 +117,14 @@ impl StoreArgs {
         Self {
             database_url: url.to_string(),
             namespace_refresh_ms: 200,
+            secret_env_prefix: "WAL_TEST_".into(),
+            secret_dir: std::env::temp_dir(),
         }
+    }
+
+    /// What namespaces' secret references may name.
+    pub fn secret_policy(&self) -> SecretPolicy {
+        SecretPolicy::new(self.secret_env_prefix.clone(), self.secret_dir.clone())
     }
 
     /// The refresh interval (at least 100 ms).
@@ -121,7 +137,8 @@ impl StoreArgs {
     pub async fn open(&self) -> Result<(Arc<NamespaceCache>, JoinHandle<()>), StartError> {
         let store = NamespaceStore::connect(&self.database_url)
             .await
-            .map_err(StartError::Store)?;
+            .map_err(StartError::Store)?
+            .with_secret_policy(self.secret_policy());
         let namespaces = NamespaceCache::load(store)
             .await
             .map_err(StartError::Load)?;

@@ -29,6 +29,19 @@ pub enum TargetBuildError {
         #[source]
         source: std::io::Error,
     },
+    /// The reference names a variable or file the secret policy does not
+    /// allow (`WAL_SECRET_ENV_PREFIX`, `WAL_SECRET_DIR`): it is not read.
+    #[error("target `{target}`: {what} may not be read from {origin}: {reason}")]
+    SecretNotAllowed {
+        /// Target identifier.
+        target: String,
+        /// What the secret is.
+        what: &'static str,
+        /// The reference: `environment variable X` or `file Y`.
+        origin: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
     /// The secret was found but is empty or malformed.
     #[error("target `{target}`: invalid {what} (from {origin}): {reason}")]
     InvalidSecret {

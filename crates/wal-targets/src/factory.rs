@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use wal_namespace::targets::{TargetConfig, TargetKind};
+use wal_namespace::SecretPolicy;
 
 use crate::http::{HttpTarget, SigningKey};
 use crate::postgres::{PgDatabase, PostgresTarget};
@@ -23,6 +24,8 @@ pub struct TargetFactory {
     databases: Mutex<HashMap<String, Arc<PgDatabase>>>,
     /// Clients by URL.
     caches: Mutex<HashMap<String, Arc<RedisCache>>>,
+    /// What secret references may name.
+    secrets: SecretPolicy,
 }
 
 impl Default for TargetFactory {
@@ -49,7 +52,15 @@ impl TargetFactory {
             http,
             databases: Mutex::new(HashMap::new()),
             caches: Mutex::new(HashMap::new()),
+            secrets: SecretPolicy::default(),
         }
+    }
+
+    /// The factory, reading secrets only as `policy` allows (default:
+    /// [`SecretPolicy::default`]).
+    pub fn with_secret_policy(mut self, policy: SecretPolicy) -> Self {
+        self.secrets = policy;
+        self
     }
 
     /// Builds target `config` of `namespace`, reading its secrets now.
@@ -66,7 +77,8 @@ impl TargetFactory {
                 let signing = match (c.signing_secret(), webhook) {
                     (None, false) => None,
                     (reference, _) => {
-                        let s = secret::resolve(id, "signing secret", reference).await?;
+                        let s =
+                            secret::resolve(&self.secrets, id, "signing secret", reference).await?;
                         Some(
                             SigningKey::from_secret(&s.value)
                                 .map_err(|e| s.invalid(id, "signing secret", e.to_string()))?,
@@ -76,13 +88,13 @@ impl TargetFactory {
                 Arc::new(HttpTarget::new(id, self.http.clone(), c, signing)?)
             }
             TargetKind::Database(c) => {
-                let dsn = secret::resolve(id, "DSN", c.dsn()).await?;
+                let dsn = secret::resolve(&self.secrets, id, "DSN", c.dsn()).await?;
                 let db = cached(&self.databases, &dsn.value, || PgDatabase::new(&dsn.value))
                     .map_err(|reason| dsn.invalid(id, "DSN", reason))?;
                 Arc::new(PostgresTarget::new(namespace, id, db, c)?)
             }
             TargetKind::Cache(c) => {
-                let url = secret::resolve(id, "cache URL", c.url()).await?;
+                let url = secret::resolve(&self.secrets, id, "cache URL", c.url()).await?;
                 let cache = cached(&self.caches, &url.value, || RedisCache::new(&url.value))
                     .map_err(|reason| url.invalid(id, "cache URL", reason))?;
                 Arc::new(CacheTarget::new(cache, c))

@@ -1,6 +1,6 @@
 //! Reads a [`SecretRef`]: an environment variable or a file, trimmed.
 
-use wal_namespace::targets::SecretRef;
+use wal_namespace::{SecretError, SecretPolicy, SecretRef};
 
 use crate::TargetBuildError;
 
@@ -29,50 +29,61 @@ impl Secret {
     }
 }
 
-/// Resolves `secret` for target `target`; `what` names it in errors. An
-/// unset variable, an unreadable file or an empty value is an error.
+/// Resolves `secret` for target `target` as `policy` allows; `what` names
+/// it in errors. A reference the policy refuses, an unset variable, an
+/// unreadable file or an empty value is an error.
 pub(crate) async fn resolve(
+    policy: &SecretPolicy,
     target: &str,
     what: &'static str,
     secret: Option<SecretRef>,
 ) -> Result<Secret, TargetBuildError> {
-    let (raw, origin) = match secret {
-        None => {
-            return Err(TargetBuildError::InvalidConfig {
+    let Some(secret) = secret else {
+        return Err(TargetBuildError::InvalidConfig {
+            target: target.to_string(),
+            reason: format!("no {what} configured"),
+        });
+    };
+    let origin = secret.origin();
+    let read = {
+        let policy = policy.clone();
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || policy.read(&secret))
+            .await
+            .map_err(|e| TargetBuildError::InvalidConfig {
                 target: target.to_string(),
-                reason: format!("no {what} configured"),
+                reason: format!("reading the {what} failed: {e}"),
+            })?
+    };
+    let target = target.to_string();
+    match read {
+        Ok(value) => Ok(Secret { value, origin }),
+        Err(SecretError::NotAllowed { origin, reason }) => {
+            Err(TargetBuildError::SecretNotAllowed {
+                target,
+                what,
+                origin,
+                reason,
             })
         }
-        Some(SecretRef::Env(name)) => match std::env::var(&name) {
-            Ok(v) => (v, format!("environment variable `{name}`")),
-            Err(_) => {
-                return Err(TargetBuildError::MissingEnv {
-                    target: target.to_string(),
-                    what,
-                    name,
-                })
-            }
-        },
-        Some(SecretRef::File(path)) => match tokio::fs::read_to_string(&path).await {
-            Ok(v) => (v, format!("file `{path}`")),
-            Err(source) => {
-                return Err(TargetBuildError::UnreadableFile {
-                    target: target.to_string(),
-                    what,
-                    path,
-                    source,
-                })
-            }
-        },
-    };
-    let secret = Secret {
-        value: raw.trim().to_string(),
-        origin,
-    };
-    if secret.value.is_empty() {
-        return Err(secret.invalid(target, what, "it is empty"));
+        Err(SecretError::MissingEnv(name)) => {
+            Err(TargetBuildError::MissingEnv { target, what, name })
+        }
+        Err(SecretError::UnreadableFile { path, source }) => {
+            Err(TargetBuildError::UnreadableFile {
+                target,
+                what,
+                path,
+                source,
+            })
+        }
+        Err(SecretError::Empty(origin)) => Err(TargetBuildError::InvalidSecret {
+            target,
+            what,
+            origin,
+            reason: "it is empty".into(),
+        }),
     }
-    Ok(secret)
 }
 
 #[cfg(test)]
@@ -85,13 +96,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("s");
         std::fs::write(&file, "  hunter2\n").unwrap();
+        let policy = SecretPolicy::new("WAL_TEST_", &dir);
         let path = file.to_string_lossy().into_owned();
-        let s = resolve("t", "DSN", Some(SecretRef::File(path)))
+        let s = resolve(&policy, "t", "DSN", Some(SecretRef::File(path)))
             .await
             .unwrap();
         assert_eq!(s.value, "hunter2");
 
         let err = resolve(
+            &policy,
             "t",
             "DSN",
             Some(SecretRef::Env("WAL_TEST_SURELY_UNSET_VAR".into())),
@@ -105,7 +118,7 @@ mod tests {
         );
 
         let missing = dir.join("nope").to_string_lossy().into_owned();
-        let err = resolve("t", "DSN", Some(SecretRef::File(missing.clone())))
+        let err = resolve(&policy, "t", "DSN", Some(SecretRef::File(missing.clone())))
             .await
             .err()
             .unwrap();
@@ -113,11 +126,21 @@ mod tests {
 
         std::fs::write(&file, " \n").unwrap();
         let path = file.to_string_lossy().into_owned();
-        let err = resolve("t", "DSN", Some(SecretRef::File(path)))
+        let err = resolve(&policy, "t", "DSN", Some(SecretRef::File(path)))
             .await
             .err()
             .unwrap();
         assert!(err.to_string().contains("empty"), "{err}");
+
+        // What the policy does not allow is never read.
+        let err = resolve(&policy, "t", "DSN", Some(SecretRef::Env("HOME".into())))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, TargetBuildError::SecretNotAllowed { .. }),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -267,7 +267,10 @@ async fn a_path_suffix_never_leaves_the_configured_base_path() {
 #[tokio::test]
 async fn statuses_are_classified() {
     let server = Server::start().await;
-    let factory = TargetFactory::new();
+    let factory = TargetFactory::new().with_secret_policy(wal_namespace::SecretPolicy::new(
+        "WAL_TEST_",
+        std::env::temp_dir(),
+    ));
     let env = envelope("orders", PAYLOAD);
     for (code, want) in [
         (500, "retry"),
@@ -357,7 +360,10 @@ async fn headers_not_allowed_to_be_overridden_are_refused() {
 
 #[tokio::test]
 async fn missing_or_bad_signing_secrets_fail_the_build_without_showing_them() {
-    let factory = TargetFactory::new();
+    let factory = TargetFactory::new().with_secret_policy(wal_namespace::SecretPolicy::new(
+        "WAL_TEST_",
+        std::env::temp_dir(),
+    ));
     let mut spec = webhook("http://127.0.0.1:1/", json!({}));
     spec["config"]["signingSecretEnv"] = json!("WAL_TEST_NOT_SET_ANYWHERE");
     let err = factory

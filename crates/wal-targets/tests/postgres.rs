@@ -394,7 +394,10 @@ async fn a_missing_table_is_permanent() {
 
 #[tokio::test]
 async fn dsn_problems_fail_the_build_without_showing_the_dsn() {
-    let factory = TargetFactory::new();
+    let factory = TargetFactory::new().with_secret_policy(wal_namespace::SecretPolicy::new(
+        "WAL_TEST_",
+        std::env::temp_dir(),
+    ));
     let spec = |env: &str| {
         target_config(json!({"identifier": "db", "type": "database", "config": {
             "dsnEnv": env, "table": "t", "operation": "insert"}}))

@@ -243,7 +243,10 @@ async fn an_unreachable_redis_is_retried_within_the_timeout() {
     let url = format!("redis://127.0.0.1:{}", closed_port());
     let spec = json!({"identifier": "cache", "type": "cache",
                       "config": {"urlEnv": secret_env(&url), "timeoutMs": 500}});
-    let factory = TargetFactory::new();
+    let factory = TargetFactory::new().with_secret_policy(wal_namespace::SecretPolicy::new(
+        "WAL_TEST_",
+        std::env::temp_dir(),
+    ));
     let target = factory.build("ns", &target_config(spec)).await.unwrap();
     assert_eq!(target.timeout(), Duration::from_millis(500));
     let env = Arc::new(envelope("ns", PAYLOAD));

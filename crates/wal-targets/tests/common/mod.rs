@@ -88,6 +88,10 @@ pub fn envelope(namespace: &str, payload: &str) -> Envelope {
 /// Builds `spec` in `namespace` with a fresh factory.
 pub async fn build(namespace: &str, spec: serde_json::Value) -> Arc<dyn Target> {
     TargetFactory::new()
+        .with_secret_policy(wal_namespace::SecretPolicy::new(
+            "WAL_TEST_",
+            std::env::temp_dir(),
+        ))
         .build(namespace, &target_config(spec))
         .await
         .expect("target builds")
