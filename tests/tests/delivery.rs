@@ -41,10 +41,10 @@ async fn delivers_at_once_with_id_attempt_traceparent_and_a_valid_signature() {
             2,
             3,
             json!([{"identifier": "hook", "type": "webhook",
-                    "config": {"url": sink.url("/hook"), "signingSecretEnv": "WAL_E2E_SECRET", "timeoutMs": 1000}}]),
+                    "config": {"url": sink.url("/hook"), "signingSecretEnv": "WAL_TEST_E2E_SECRET", "timeoutMs": 1000}}]),
         ))
         .await;
-    let _worker = stack.spawn_worker(&[("WAL_E2E_SECRET", SECRET)]).await;
+    let _worker = stack.spawn_worker(&[("WAL_TEST_E2E_SECRET", SECRET)]).await;
 
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let res = stack
@@ -312,7 +312,7 @@ async fn a_failing_target_is_retried_alone_while_the_healthy_one_gets_each_messa
         .await;
     let worker = stack
         .spawn_worker(&[
-            ("WAL_BREAKER_FAILURES", "3"),
+            ("WAL_BREAKER_MIN_CALLS", "3"),
             ("WAL_BREAKER_COOLDOWN_MS", "500"),
         ])
         .await;
@@ -395,11 +395,11 @@ async fn the_postgres_target_applies_a_redelivered_entry_once() {
             1,
             3,
             json!([{"identifier": "db", "type": "database",
-                    "config": {"dsnEnv": "WAL_E2E_PG_DSN", "table": table, "operation": "insert", "timeoutMs": 2000}}]),
+                    "config": {"dsnEnv": "WAL_TEST_E2E_PG_DSN", "table": table, "operation": "insert", "timeoutMs": 2000}}]),
         ))
         .await;
     let worker = stack
-        .spawn_worker(&[("WAL_E2E_PG_DSN", &postgres_url())])
+        .spawn_worker(&[("WAL_TEST_E2E_PG_DSN", &postgres_url())])
         .await;
     stack
         .write(json!({"namespace": ns, "payload": {"id": "o-1", "amount": 5}}))

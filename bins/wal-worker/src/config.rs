@@ -74,13 +74,28 @@ pub struct WorkerConfig {
     #[arg(long, env = "WAL_DLQ_SWEEP_MS", default_value_t = 60_000)]
     pub dlq_sweep_ms: u64,
 
-    /// Consecutive retryable failures that open a target's circuit breaker.
-    #[arg(long, env = "WAL_BREAKER_FAILURES", default_value_t = 5)]
-    pub breaker_failures: u32,
+    /// Window (ms) over which a target's failure rate is measured.
+    #[arg(long, env = "WAL_BREAKER_WINDOW_MS", default_value_t = 30_000)]
+    pub breaker_window_ms: u64,
 
-    /// Milliseconds an open breaker waits before letting one probe through.
+    /// Fewest deliveries in the window before the failure rate can open a
+    /// target's circuit breaker.
+    #[arg(long, env = "WAL_BREAKER_MIN_CALLS", default_value_t = 50)]
+    pub breaker_min_calls: u32,
+
+    /// Failure rate (percent of the window's deliveries failing retryably)
+    /// that opens a target's circuit breaker; 0 disables breakers.
+    #[arg(long, env = "WAL_BREAKER_FAILURE_RATE", default_value_t = 50)]
+    pub breaker_failure_rate: u32,
+
+    /// Milliseconds an open breaker waits before admitting probes.
     #[arg(long, env = "WAL_BREAKER_COOLDOWN_MS", default_value_t = 5_000)]
     pub breaker_cooldown_ms: u64,
+
+    /// Probe deliveries a half-open breaker admits at once; as many
+    /// successes close it.
+    #[arg(long, env = "WAL_BREAKER_PROBES", default_value_t = 5)]
+    pub breaker_probes: u32,
 
     /// Seconds to finish in-flight deliveries after SIGTERM/SIGINT; what is
     /// left is handed back to the other workers.

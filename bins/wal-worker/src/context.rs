@@ -21,6 +21,8 @@ use wal_redis::RedisConnection;
 use wal_state::{RedisSchedule, ScheduleSet};
 use wal_targets::TargetFactory;
 
+use crate::breaker::BreakerSettings;
+
 use crate::config::WorkerConfig;
 use crate::metrics::Metrics;
 use crate::settler::Settler;
@@ -56,8 +58,13 @@ impl Shared {
     pub fn slot_settings(&self) -> SlotSettings {
         SlotSettings {
             concurrency: self.config.target_concurrency,
-            breaker_failures: self.config.breaker_failures,
-            breaker_cooldown: Duration::from_millis(self.config.breaker_cooldown_ms),
+            breaker: BreakerSettings {
+                window: Duration::from_millis(self.config.breaker_window_ms),
+                min_calls: self.config.breaker_min_calls,
+                failure_rate_percent: self.config.breaker_failure_rate,
+                cooldown: Duration::from_millis(self.config.breaker_cooldown_ms),
+                probes: self.config.breaker_probes,
+            },
         }
     }
 }

@@ -255,12 +255,9 @@ async fn deliver_one(ctx: &NamespaceContext, env: &Envelope, target: &TargetRef)
         outcome,
     };
     let m = &ctx.shared.metrics;
-    if let Admission::Paused { until } = slot.breaker.admit(Instant::now()) {
+    if slot.breaker.admit(Instant::now()) == Admission::Paused {
         m.attempts.get_or_create(&labels("paused")).inc();
-        let wait = until.saturating_duration_since(Instant::now());
-        return TargetResult::Paused {
-            until_ms: now_ms() + wait.as_millis() as u64,
-        };
+        return TargetResult::Paused;
     }
     let _permit = slot.limit.acquire().await;
     let started = Instant::now();
@@ -277,14 +274,14 @@ async fn deliver_one(ctx: &NamespaceContext, env: &Envelope, target: &TargetRef)
         .observe(started.elapsed().as_secs_f64());
     match outcome {
         DeliveryOutcome::Delivered => {
-            slot.breaker.on_success();
+            slot.breaker.on_success(Instant::now());
             breaker_gauge(ctx, target, false);
             m.attempts.get_or_create(&labels("delivered")).inc();
             TargetResult::Delivered
         }
         DeliveryOutcome::Permanent { reason } => {
             // The target answered: it is up, the message is what it refuses.
-            slot.breaker.on_success();
+            slot.breaker.on_success(Instant::now());
             m.attempts.get_or_create(&labels("permanent")).inc();
             tracing::warn!(target = %target.identifier, %reason, "permanent delivery failure");
             TargetResult::Permanent {

@@ -11,8 +11,9 @@
 //!   history; status `retrying`. Otherwise the DLQ (`max_attempts` or
 //!   `expired`);
 //! * permanent → the DLQ at once (`permanent`, or `unknown_target`);
-//! * paused (circuit open) → a retry-set member at the breaker's reopening
-//!   time, with the attempt count unchanged;
+//! * paused (circuit open) → parked once (the parked set, see
+//!   `wal_state::parking`) until the breaker releases it into the retry
+//!   set, with the attempt count unchanged; status `paused`;
 //! * a message not yet due → the delayed set; expired → the DLQ (`expired`);
 //!   handed out too often → the DLQ (`poison`); undecodable → the DLQ
 //!   (`malformed`), always, whatever the namespace's DLQ setting, because
@@ -47,11 +48,8 @@ pub enum TargetResult {
         /// What went wrong.
         reason: String,
     },
-    /// Not attempted: the target's circuit breaker is open until then (ms).
-    Paused {
-        /// When the breaker lets a delivery through again (ms since epoch).
-        until_ms: u64,
-    },
+    /// Not attempted: the target's circuit breaker is open.
+    Paused,
 }
 
 fn status(state: TargetState, attempt: u32, now_ms: u64) -> TargetStatus {
@@ -128,14 +126,23 @@ pub fn plan_delivery(
                     status(TargetState::Delivered, attempt, now_ms),
                 ));
             }
-            TargetResult::Paused { until_ms } => {
+            TargetResult::Paused => {
+                // The parked copy is told apart by its due time (now): a
+                // redelivered older copy sees another `nextAtMs`.
                 let mut later = narrowed(env, target);
-                later.due_at_ms = *until_ms;
-                let mut st = status(TargetState::Retrying, env.attempt, now_ms);
-                st.next_at_ms = Some(*until_ms);
+                later.due_at_ms = now_ms;
+                let mut st = status(TargetState::Paused, env.attempt, now_ms);
+                st.next_at_ms = Some(now_ms);
                 st.last_error = Some("circuit breaker open: target paused".into());
                 ops.push(status_op(id, st));
-                ops.push(schedule(ScheduleSet::Retry, &later));
+                ops.push(SettleOp::Park {
+                    target: id.to_string(),
+                    member: schedule_member(
+                        later.partition,
+                        &later.id.to_string(),
+                        &later.encode(),
+                    ),
+                });
             }
             TargetResult::Permanent { dlq_reason, reason } => {
                 let mut failed = narrowed(env, target);
@@ -287,7 +294,9 @@ pub fn plan_poison(env: &Envelope, delivery_count: u32, now_ms: u64) -> Vec<Sett
 pub fn settled_elsewhere(status: &TargetStatus, env: &Envelope) -> bool {
     match status.state {
         TargetState::Delivered | TargetState::DeadLettered => true,
-        TargetState::Retrying | TargetState::Delayed => status.next_at_ms != Some(env.due_at_ms),
+        TargetState::Retrying | TargetState::Delayed | TargetState::Paused => {
+            status.next_at_ms != Some(env.due_at_ms)
+        }
         TargetState::Pending => false,
     }
 }
@@ -513,17 +522,33 @@ mod tests {
     }
 
     #[test]
-    fn a_paused_target_keeps_its_attempt_count() {
+    fn a_paused_target_is_parked_with_its_attempt_count() {
         let mut env = envelope(&["a"]);
         env.attempt = 1;
-        let results = vec![(
-            TargetRef::named("a"),
-            TargetResult::Paused { until_ms: 9_000 },
-        )];
+        let results = vec![(TargetRef::named("a"), TargetResult::Paused)];
         let ops = plan_delivery(&env, &results, 5_000, &mut rng());
-        let retries = retry_members(&ops);
-        assert_eq!(retries[0].0, 9_000);
-        assert_eq!(retries[0].1.attempt, 1);
+        assert!(retry_members(&ops).is_empty(), "parked, not scheduled");
+        let parked: Vec<Envelope> = ops
+            .iter()
+            .filter_map(|op| match op {
+                SettleOp::Park { target, member } if target == "a" => {
+                    let body = member.splitn(3, |b| *b == b':').nth(2)?;
+                    Envelope::decode(body).ok()
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(parked.len(), 1);
+        assert_eq!(parked[0].attempt, 1);
+        assert_eq!(parked[0].due_at_ms, 5_000);
+        let status = ops.iter().find_map(|op| match op {
+            SettleOp::Status { status, .. } => Some(status.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            status.map(|s| (s.state, s.next_at_ms)),
+            Some((TargetState::Paused, Some(5_000)))
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! | reclaimer | `XAUTOCLAIM` of Redis entries idle past the visibility timeout (dead workers); Kafka and SQS redeliver by themselves; now and then removes other consumers idle past `WAL_CONSUMER_IDLE_REMOVE_MS` that own nothing |
 //! | heartbeat | extends the visibility of entries in flight for a third of the visibility timeout (`XCLAIM … JUSTID`, `ChangeMessageVisibility`) |
 //! | scheduler ×2 | sleeps until the earliest due member it knows of (or its poll interval), then runs `activate.lua` |
+//! | parking | every 500 ms, releases messages parked for a target as its breaker allows: probes while half-open, all once closed ([`crate::parking`]) |
+//! | report | every 5 s, this worker's state on the namespace and its targets' breakers, for the gateway's namespace status ([`crate::report`]) |
 //! | DLQ sweep | every `WAL_DLQ_SWEEP_MS`, purges DLQ entries older than `dlqConfig.retentionSeconds` (index included) |
 //!
 //! On stop: the reader and reclaimer stop reading, in-flight entries get
@@ -112,6 +114,12 @@ impl NamespaceRunner {
             tokio::spawn(schedule_loop(
                 ctx.clone(),
                 ScheduleSet::Retry,
+                stop_rx.clone(),
+            )),
+            tokio::spawn(crate::parking::parking_loop(ctx.clone(), stop_rx.clone())),
+            tokio::spawn(crate::report::report_loop(
+                ctx.clone(),
+                degraded.clone(),
                 stop_rx.clone(),
             )),
             tokio::spawn(dlq_sweep_loop(ctx.clone(), stop_rx)),
@@ -221,6 +229,12 @@ impl NamespaceRunner {
         for t in self.tasks {
             t.abort();
         }
+        let _ = wal_state::worker_reports::remove(
+            &self.ctx.shared.redis,
+            &self.ctx.name,
+            &self.ctx.shared.consumer_name,
+        )
+        .await;
         tracing::info!(namespace = %self.ctx.name, "namespace stopped");
     }
 }

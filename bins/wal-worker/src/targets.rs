@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use wal_namespace::Namespace;
 use wal_targets::{Target, TargetFactory};
 
-use crate::breaker::CircuitBreaker;
+use crate::breaker::{BreakerSettings, CircuitBreaker};
 
 /// One usable target.
 pub struct TargetSlot {
@@ -36,10 +36,8 @@ pub enum SlotState {
 pub struct SlotSettings {
     /// Concurrent deliveries per target.
     pub concurrency: usize,
-    /// Failures that open the breaker.
-    pub breaker_failures: u32,
-    /// Breaker cooldown.
-    pub breaker_cooldown: Duration,
+    /// How each target's breaker judges it.
+    pub breaker: BreakerSettings,
 }
 
 /// The enabled targets of one namespace, by identifier.
@@ -57,10 +55,7 @@ impl NamespaceTargets {
                 Ok(target) => SlotState::Ready(Arc::new(TargetSlot {
                     target,
                     limit: Arc::new(Semaphore::new(settings.concurrency.max(1))),
-                    breaker: CircuitBreaker::new(
-                        settings.breaker_failures,
-                        settings.breaker_cooldown,
-                    ),
+                    breaker: CircuitBreaker::new(settings.breaker, Instant::now()),
                 })),
                 Err(e) => {
                     tracing::error!(namespace = %ns.name, target = %cfg.identifier, error = %e, "target cannot be built; its deliveries will be dead-lettered");

@@ -218,6 +218,9 @@ pub enum TargetState {
     Delayed,
     /// A failed attempt; the next one is scheduled.
     Retrying,
+    /// Not attempted: its target's circuit breaker is open; parked until
+    /// the breaker lets it through (attempts unchanged).
+    Paused,
     /// The target accepted it.
     Delivered,
     /// Given up: in the DLQ (or dropped when the DLQ is disabled).
@@ -289,7 +292,8 @@ impl MessageState {
             let m = match s {
                 TargetState::Pending => MessageState::Pending,
                 TargetState::Delayed => MessageState::Delayed,
-                TargetState::Retrying => MessageState::Retrying,
+                // Paused: waiting for a later attempt, like a retry.
+                TargetState::Retrying | TargetState::Paused => MessageState::Retrying,
                 TargetState::Delivered => MessageState::Delivered,
                 TargetState::DeadLettered => MessageState::DeadLettered,
             };

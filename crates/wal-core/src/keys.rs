@@ -10,6 +10,8 @@
 //! | `wal:{ns}:p:<n>` | stream | partition `n` of the log |
 //! | `wal:{ns}:delayed` | sorted set | messages parked until their due time (score = due ms) |
 //! | `wal:{ns}:retry` | sorted set | scheduled retries (score = next attempt ms) |
+//! | `wal:{ns}:parked` | sorted set (all scores 0, ordered by member) | messages of targets whose circuit breaker is open, `<target>\n<retry member>`, until the breaker lets them through |
+//! | `wal:{ns}:workers` | hash, TTL | worker name → its report on the namespace (state, breakers), refreshed every few seconds |
 //! | `wal:{ns}:dlq` | stream | dead-lettered messages with reason and history |
 //! | `wal:{ns}:dlq:idx` | hash | message id → its DLQ entry ids (space-separated) |
 //! | `wal:{ns}:idem:<key>` | string, TTL = dedup window | `Idempotency-Key` → message id |
@@ -49,6 +51,16 @@ impl NamespaceKeys {
     /// Sorted set of scheduled retries.
     pub fn retry(&self) -> String {
         format!("{}:retry", self.prefix)
+    }
+
+    /// Sorted set of messages parked while their target's breaker is open.
+    pub fn parked(&self) -> String {
+        format!("{}:parked", self.prefix)
+    }
+
+    /// Reports of the workers consuming the namespace.
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.prefix)
     }
 
     /// The dead-letter stream.

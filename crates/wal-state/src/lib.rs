@@ -13,6 +13,8 @@
 //! | [`dlq`] | the dead-letter queue: add, list, requeue, purge | `wal:{ns}:dlq`, `wal:{ns}:dlq:idx` |
 //! | [`status`] | per-message status records: delivery counts, delivered targets, lookup | `wal:{ns}:status:<id>` |
 //! | [`idempotency`] | `Idempotency-Key` records for backends that cannot check them in the append (Kafka, SQS) | `wal:{ns}:idem:<key>` |
+//! | [`parking`] | messages of targets whose circuit breaker is open, until the breaker releases them into the retry set (`unpark.lua`) | `wal:{ns}:parked` |
+//! | [`worker_reports`] | what each worker says of a namespace it consumes: running or degraded, its targets' breakers | `wal:{ns}:workers` |
 //! | [`inspect`] | read-only view of a namespace's streams, groups and sets | reads only |
 //! | [`rate_limit`] | per-namespace token buckets and the requeue-by-filter window, shared by every gateway | `wal:{ns}:rl`, `wal:{ns}:dlq:requeue-rl` |
 //!
@@ -26,11 +28,13 @@
 pub mod dlq;
 pub mod idempotency;
 pub mod inspect;
+pub mod parking;
 pub mod rate_limit;
 mod reply;
 pub mod schedule;
 pub mod settle;
 pub mod status;
+pub mod worker_reports;
 
 pub use dlq::{DlqError, DlqStore};
 pub use idempotency::RedisIdempotency;

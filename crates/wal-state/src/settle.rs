@@ -39,11 +39,19 @@ pub enum SettleOp {
         set: ScheduleSet,
         /// Due time (ms since epoch).
         due_ms: u64,
-        /// The member ([`schedule_member`]).
+        /// The member ([`crate::schedule_member`]).
         member: Vec<u8>,
     },
     /// A dead-letter record.
     DeadLetter(DlqRecord),
+    /// A retry member parked while `target`'s circuit breaker is open,
+    /// until [`crate::parking`] releases it into the retry set.
+    Park {
+        /// Target identifier.
+        target: String,
+        /// The member ([`crate::schedule_member`]).
+        member: Vec<u8>,
+    },
 }
 
 /// Everything to record about one handled entry, and the entry to acknowledge.
@@ -112,6 +120,7 @@ fn settle_args(keys: &NamespaceKeys, s: &Settlement) -> (Vec<Value>, Vec<Value>)
         Some(d) => keys.settled(d).into(),
         None => keys.status(&s.message_id).into(),
     });
+    script_keys.push(keys.parked().into());
     let mut args: Vec<Value> = vec![
         CONSUMER_GROUP.into(),
         s.ack.clone().unwrap_or_default().into(),
@@ -144,6 +153,11 @@ fn settle_args(keys: &NamespaceKeys, s: &Settlement) -> (Vec<Value>, Vec<Value>)
                 for (_, value) in rec.fields() {
                     args.push(Value::Bytes(value.into()));
                 }
+            }
+            SettleOp::Park { target, member } => {
+                args.push("P".into());
+                args.push(target.as_str().into());
+                args.push(Value::Bytes(member.clone().into()));
             }
         }
     }
@@ -182,6 +196,10 @@ fn digest(s: &Settlement) -> String {
                 for (_, value) in rec.fields() {
                     feed(&value);
                 }
+            }
+            SettleOp::Park { target, member } => {
+                feed(target.as_bytes());
+                feed(member);
             }
         }
     }

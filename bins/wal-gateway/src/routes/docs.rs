@@ -64,6 +64,8 @@ use crate::state::AppState;
         super::status::QueueTotals,
         super::status::ScheduleView,
         super::status::DlqSizeView,
+        super::status::WorkerView,
+        super::status::BreakerView,
         super::dlq::DlqPageView,
         super::dlq::DlqItemView,
         super::dlq::DlqMessageView,

@@ -28,7 +28,9 @@ use wal_core::retry::RetryPolicy;
 use wal_core::MessageId;
 use wal_namespace::Namespace;
 use wal_state::inspect::{age_ms, inspect_namespace, NamespaceQueues, ScheduleInfo};
+use wal_state::parking::Parking;
 use wal_state::status::find_message_status;
+use wal_state::worker_reports;
 
 use crate::error::ApiError;
 use crate::routes::params::{namespace_named, now_ms, query_params, readable_namespace, reader};
@@ -241,6 +243,38 @@ pub struct ScheduleView {
     pub overdue_ms: Option<u64>,
 }
 
+/// What one worker says of the namespace (refreshed every few seconds;
+/// workers silent for 30 s are left out).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerView {
+    /// The worker's consumer name.
+    pub worker: String,
+    /// `running`, or `degraded` (its Kafka topic / SQS queue cannot be
+    /// opened: only the namespace's Redis streams are consumed).
+    pub state: String,
+    /// Why it is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Each target's circuit breaker on that worker.
+    pub breakers: BTreeMap<String, BreakerView>,
+    /// Age of the report (ms).
+    pub age_ms: u64,
+}
+
+/// One target's circuit breaker on one worker.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakerView {
+    /// `closed`, `open` (deliveries held back, messages parked) or
+    /// `half_open` (probes admitted).
+    pub state: String,
+    /// Deliveries in the breaker's window.
+    pub calls: u32,
+    /// Retryable failures among them.
+    pub failures: u32,
+}
+
 /// The dead-letter stream.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -271,6 +305,10 @@ pub struct NamespaceStatusView {
     pub retry: ScheduleView,
     /// The DLQ.
     pub dlq: DlqSizeView,
+    /// Messages parked while their target's circuit breaker is open.
+    pub parked: u64,
+    /// The workers consuming the namespace, as they report themselves.
+    pub workers: Vec<WorkerView>,
     /// Things an operator should know (e.g. a partition without the worker group).
     pub warnings: Vec<String>,
 }
@@ -386,6 +424,8 @@ fn status_view(ns: &Namespace, queues: NamespaceQueues) -> NamespaceStatusView {
             size: queues.dlq_length,
             messages: queues.dlq_messages,
         },
+        parked: 0,
+        workers: Vec::new(),
         warnings,
     }
 }
@@ -414,5 +454,48 @@ pub async fn namespace_status(
     let ns = readable_namespace(&state, &parts, &name)?;
     query_params(query, &[])?;
     let queues = inspect_namespace(&state.redis, &ns.name, ns.shard_config.partition_count).await?;
-    Ok(Json(status_view(&ns, queues)).into_response())
+    let parked = Parking::new(state.redis.clone(), &ns.name)
+        .counts(&[])
+        .await?
+        .total;
+    let reports = worker_reports::read(&state.redis, &ns.name, now_ms()).await?;
+    let mut view = status_view(&ns, queues);
+    view.parked = parked;
+    for r in reports {
+        if let Some(why) = &r.reason {
+            view.warnings.push(format!(
+                "worker {} runs the namespace degraded: {why}",
+                r.worker
+            ));
+        }
+        for (target, b) in &r.breakers {
+            if b.state != "closed" {
+                view.warnings.push(format!(
+                    "target {target}: circuit breaker {} on worker {}",
+                    b.state, r.worker
+                ));
+            }
+        }
+        view.workers.push(WorkerView {
+            age_ms: now_ms().saturating_sub(r.updated_at_ms),
+            worker: r.worker,
+            state: r.state,
+            reason: r.reason,
+            breakers: r
+                .breakers
+                .into_iter()
+                .map(|(t, b)| {
+                    (
+                        t,
+                        BreakerView {
+                            state: b.state,
+                            calls: b.calls,
+                            failures: b.failures,
+                        },
+                    )
+                })
+                .collect(),
+        });
+    }
+    Ok(Json(view).into_response())
 }

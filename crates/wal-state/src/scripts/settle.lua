@@ -13,6 +13,7 @@
 -- KEYS[1] stream of the entry   KEYS[2] delayed set   KEYS[3] retry set
 -- KEYS[4] DLQ stream            KEYS[5] DLQ index     KEYS[6] status hash
 -- KEYS[7] marker of this settlement (used when ARGV[4] ~= '0')
+-- KEYS[8] parked set
 -- ARGV[1] consumer group
 -- ARGV[2] entry id to acknowledge ('' = none)
 -- ARGV[3] status TTL (ms)
@@ -21,6 +22,7 @@
 --   'S' field json                      status field
 --   'Z' 'd'|'r' score member            delayed / retry set member
 --   'D' id reason target error attempts partition at env   DLQ record
+--   'P' target member                   parked (breaker open) until released
 --
 -- Returns the ids of the DLQ entries written.
 if ARGV[2] ~= '' then
@@ -46,6 +48,9 @@ while i <= #ARGV do
     if ARGV[i + 1] == 'd' then set = KEYS[2] end
     redis.call('ZADD', set, ARGV[i + 2], ARGV[i + 3])
     i = i + 4
+  elseif op == 'P' then
+    redis.call('ZADD', KEYS[8], 0, ARGV[i + 1] .. '\n' .. ARGV[i + 2])
+    i = i + 3
   elseif op == 'D' then
     local fields = {'id', ARGV[i + 1], 'reason', ARGV[i + 2], 'target', ARGV[i + 3],
       'error', ARGV[i + 4], 'attempts', ARGV[i + 5], 'partition', ARGV[i + 6],
