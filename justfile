@@ -31,6 +31,10 @@ bench-e2e:
 bench-backends:
     scripts/bench-backends.sh
 
+# Chaos run: steady writes while workers, the gateway and Redis are killed, paused and restarted and the target fails; checks nothing answered TRUE was lost (CHAOS_SECS, default 600).
+chaos:
+    scripts/chaos.py
+
 # Format the code.
 fmt:
     cargo fmt --all
