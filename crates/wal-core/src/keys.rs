@@ -14,7 +14,7 @@
 //! | `wal:{ns}:workers` | hash, TTL | worker name → its report on the namespace (state, breakers), refreshed every few seconds |
 //! | `wal:{ns}:dlq` | stream | dead-lettered messages with reason and history |
 //! | `wal:{ns}:dlq:idx` | hash | message id → its DLQ entry ids (space-separated) |
-//! | `wal:{ns}:idem:<key>` | string, TTL = dedup window | `Idempotency-Key` → `<message id>|<p or c>|<fingerprint>|<since ms>` (see [`crate::idempotency`]) |
+//! | `wal:{ns}:idem:<key>` | string, TTL = dedup window | `Idempotency-Key` → the first write's message id, state (pending / confirmed), request fingerprint (see [`crate::idempotency`]) |
 //! | `wal:{ns}:status:<id>` | hash, TTL | per-message delivery status |
 //! | `wal:{ns}:rl` | hash | rate-limit state shared by all gateways |
 //! | `wal:{ns}:settled:<digest>` | string, TTL 1 h | a Kafka/SQS settlement that wrote dead letters was applied (so sending it again writes nothing) |
