@@ -271,6 +271,24 @@ fn is_secret_property(key: &str) -> bool {
     .any(|s| k.contains(s))
 }
 
+/// Properties that make librdkafka load a library, run a command or read a
+/// file of the program's host: a namespace may not set them at all
+/// (`plugin.library.paths` would let an admin key load any shared object).
+fn reaches_the_host(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k == "plugin.library.paths"
+        || k == "ssl.providers"
+        || k.starts_with("ssl.engine")
+        || k.ends_with(".location")
+        || k.ends_with(".directory")
+        || k.ends_with(".cmd")
+        || k.contains("keytab")
+        || k.contains("kinit")
+}
+
+const HOST_REFUSAL: &str =
+    "names a library, command or file of the program's host: not settable by a namespace";
+
 fn is_valid_property_name(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 128
@@ -438,6 +456,8 @@ impl BackendConfig {
                 errors.push(path, "must be a librdkafka property name");
             } else if RESERVED_PROPERTIES.contains(&key.as_str()) {
                 errors.push(path, "is set by the service for its guarantees");
+            } else if reaches_the_host(key) {
+                errors.push(path, HOST_REFUSAL);
             } else if is_secret_property(key) {
                 errors.push(
                     path,
@@ -449,7 +469,9 @@ impl BackendConfig {
         }
         for (key, env) in &self.secret_properties_env {
             let path = format!("backendConfig.secretPropertiesEnv.{key}");
-            if !is_valid_property_name(key) || RESERVED_PROPERTIES.contains(&key.as_str()) {
+            if reaches_the_host(key) {
+                errors.push(path, HOST_REFUSAL);
+            } else if !is_valid_property_name(key) || RESERVED_PROPERTIES.contains(&key.as_str()) {
                 errors.push(
                     path,
                     "must be a librdkafka property the service does not set",
@@ -463,7 +485,9 @@ impl BackendConfig {
         }
         for (key, file) in &self.secret_properties_file {
             let path = format!("backendConfig.secretPropertiesFile.{key}");
-            if !is_valid_property_name(key) || RESERVED_PROPERTIES.contains(&key.as_str()) {
+            if reaches_the_host(key) {
+                errors.push(path, HOST_REFUSAL);
+            } else if !is_valid_property_name(key) || RESERVED_PROPERTIES.contains(&key.as_str()) {
                 errors.push(
                     path,
                     "must be a librdkafka property the service does not set",
@@ -656,6 +680,23 @@ mod tests {
                 "backendConfig.properties.enable.idempotence",
                 "backendConfig.properties.sasl.password",
                 "backendConfig.secretPropertiesEnv.sasl.password"
+            ]
+        );
+    }
+
+    #[test]
+    fn properties_that_reach_the_host_are_refused() {
+        let (_, errors) = check(
+            BackendKind::Kafka,
+            r#"{"brokers":["a:1"],"properties":{"plugin.library.paths":"/tmp/evil.so","ssl.ca.location":"/etc/shadow","sasl.kerberos.kinit.cmd":"sh -c id","linger.ms":"5"},"secretPropertiesFile":{"sasl.kerberos.keytab":"/run/secrets/wal/k"}}"#,
+        );
+        assert_eq!(
+            errors,
+            [
+                "backendConfig.properties.plugin.library.paths",
+                "backendConfig.properties.sasl.kerberos.kinit.cmd",
+                "backendConfig.properties.ssl.ca.location",
+                "backendConfig.secretPropertiesFile.sasl.kerberos.keytab"
             ]
         );
     }
