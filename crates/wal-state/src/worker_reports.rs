@@ -81,7 +81,8 @@ pub async fn remove(conn: &RedisConnection, ns: &str, worker: &str) -> Result<()
     Ok(())
 }
 
-/// The fresh reports on `ns` at `now_ms`, by worker name.
+/// The fresh reports on `ns` at `now_ms`; stale ones (workers that died
+/// without removing theirs) are deleted.
 pub async fn read(
     conn: &RedisConnection,
     ns: &str,
@@ -92,9 +93,19 @@ pub async fn read(
         .hgetall(NamespaceKeys::new(ns).workers())
         .await
         .map_err(backend_error)?;
-    Ok(all
-        .values()
-        .filter_map(|json| serde_json::from_str::<WorkerReport>(json).ok())
-        .filter(|r| now_ms.saturating_sub(r.updated_at_ms) <= FRESH_FOR.as_millis() as u64)
-        .collect())
+    let fresh =
+        |r: &WorkerReport| now_ms.saturating_sub(r.updated_at_ms) <= FRESH_FOR.as_millis() as u64;
+    let mut reports = Vec::new();
+    let mut gone = Vec::new();
+    for (worker, json) in all {
+        match serde_json::from_str::<WorkerReport>(&json) {
+            Ok(r) if fresh(&r) => reports.push(r),
+            // A worker that died without removing its report.
+            _ => gone.push(worker),
+        }
+    }
+    if !gone.is_empty() {
+        let _: Result<i64, _> = client.hdel(NamespaceKeys::new(ns).workers(), gone).await;
+    }
+    Ok(reports)
 }
