@@ -2,56 +2,20 @@
 //! `127.0.0.1:6379`), each test in its own random namespace, deleting its
 //! keys at the end.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
+
+use common::{cleanup, connect, random_ns};
+
 use std::time::Duration;
 
 use fred::prelude::*;
 use wal_core::delivery::{DlqReason, DlqRecord, TargetState, TargetStatus};
 use wal_core::request::TargetRef;
 use wal_core::Envelope;
-use wal_redis::{RedisConnection, RedisConnectionConfig};
 use wal_state::dlq::{
     requeued_envelope, DlqError, DlqFilter, DlqStore, EntryRequeue, Permit, PurgeSummary,
     RequeueOptions, RequeuedEntry,
 };
-
-async fn connect() -> RedisConnection {
-    let url =
-        std::env::var("WAL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    RedisConnection::connect(
-        &RedisConnectionConfig {
-            url,
-            ..Default::default()
-        },
-        Duration::from_secs(3),
-    )
-    .await
-    .expect("Redis client")
-}
-
-fn random_ns() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "dlqstore-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-async fn cleanup(conn: &RedisConnection, ns: &str) {
-    let keys: Vec<String> = conn
-        .pool()
-        .custom(fred::cmd!("KEYS"), vec![format!("wal:{{{ns}}}:*")])
-        .await
-        .unwrap_or_default();
-    if !keys.is_empty() {
-        let _: Result<i64, _> = conn.pool().del(keys).await;
-    }
-}
 
 fn envelope(ns: &str, targets: &[&str]) -> Envelope {
     let json = serde_json::json!({
@@ -109,7 +73,7 @@ fn the_requeued_envelope_is_a_fresh_attempt_for_the_failed_target() {
 #[tokio::test]
 async fn add_index_list_and_inspect() {
     let conn = connect().await;
-    let ns = random_ns();
+    let ns = random_ns("dlqstore");
     let store = DlqStore::new(conn.clone(), &ns);
     let env = envelope(&ns, &["a", "b"]);
     let e1 = store
@@ -185,7 +149,7 @@ async fn add_index_list_and_inspect() {
 #[tokio::test]
 async fn requeue_is_atomic_and_happens_once() {
     let conn = connect().await;
-    let ns = random_ns();
+    let ns = random_ns("dlqstore");
     let store = DlqStore::new(conn.clone(), &ns);
     let env = envelope(&ns, &["a", "b"]);
     let id = env.id.to_string();
@@ -234,7 +198,7 @@ async fn requeue_is_atomic_and_happens_once() {
 #[tokio::test]
 async fn requeue_by_filter_purge_and_the_rate_counter() {
     let conn = connect().await;
-    let ns = random_ns();
+    let ns = random_ns("dlqstore");
     let store = DlqStore::new(conn.clone(), &ns);
     for i in 0..6 {
         let env = envelope(&ns, &["a"]);
@@ -309,7 +273,7 @@ async fn requeue_by_filter_purge_and_the_rate_counter() {
 #[tokio::test]
 async fn one_list_call_reads_a_bounded_amount_however_large_the_entries() {
     let conn = connect().await;
-    let ns = random_ns();
+    let ns = random_ns("dlqstore");
     let store = DlqStore::new(conn.clone(), &ns);
     // 120 entries of ~100 KB that a filter skips, then the one it wants: a
     // writer who fills their own DLQ must not make one call read all of it.

@@ -3,6 +3,10 @@
 //! a test double whose publish the test holds and releases, so that "the
 //! original is still in flight" is a state the test controls.
 
+mod common;
+
+use common::{connect, random_ns};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,30 +22,7 @@ use wal_core::request::TargetRef;
 use wal_core::retry::RetryPolicy;
 use wal_core::routing::ShardStrategy;
 use wal_core::{Durability, MessageId};
-use wal_redis::{RedisConnection, RedisConnectionConfig};
 use wal_state::RedisIdempotency;
-
-async fn connect() -> RedisConnection {
-    let url =
-        std::env::var("WAL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    RedisConnection::connect(
-        &RedisConnectionConfig {
-            url,
-            ..Default::default()
-        },
-        Duration::from_secs(3),
-    )
-    .await
-    .expect("Redis client")
-}
-
-fn random_ns() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("idem-{}-{nanos}", std::process::id())
-}
 
 fn settings(ns: &str) -> LogSettings {
     LogSettings {
@@ -165,7 +146,7 @@ fn appended() -> PublishOutcome {
 
 #[tokio::test]
 async fn a_duplicate_of_a_write_still_in_flight_is_unknown_and_one_that_failed_publishes_again() {
-    let ns = random_ns();
+    let ns = random_ns("idem");
     let inner = Arc::new(HeldProducer::default());
     let producer = Arc::new(RedisIdempotency::new(connect().await, Held(inner.clone())));
 
@@ -226,7 +207,7 @@ async fn a_duplicate_of_a_write_still_in_flight_is_unknown_and_one_that_failed_p
 
 #[tokio::test]
 async fn the_same_key_with_another_request_is_refused_as_reused() {
-    let ns = random_ns();
+    let ns = random_ns("idem");
     let inner = Arc::new(HeldProducer::default());
     let producer = Arc::new(RedisIdempotency::new(connect().await, Held(inner.clone())));
     let first = message(&ns, "order-9", "{\"a\":1}");
@@ -246,7 +227,7 @@ async fn the_same_key_with_another_request_is_refused_as_reused() {
 
 #[tokio::test]
 async fn a_claim_left_pending_by_a_gateway_that_died_is_taken_over_once_stale() {
-    let ns = random_ns();
+    let ns = random_ns("idem");
     let conn = connect().await;
     // What a gateway killed between its claim and its publish leaves behind:
     // a pending record, claimed long ago.

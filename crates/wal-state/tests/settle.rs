@@ -1,46 +1,16 @@
 //! Settlements against the Redis of `WAL_TEST_REDIS_URL`: sending one again
 //! (its reply was lost, the worker retries) records it once.
 
+mod common;
+
+use common::{cleanup, connect, random_ns};
+
 use std::time::Duration;
 
 use fred::prelude::*;
 use wal_core::delivery::{DlqReason, DlqRecord, TargetState, TargetStatus};
 use wal_core::keys::{NamespaceKeys, CONSUMER_GROUP};
-use wal_redis::{RedisConnection, RedisConnectionConfig};
 use wal_state::{RedisSchedule, SettleOp, Settlement};
-
-async fn connect() -> RedisConnection {
-    let url =
-        std::env::var("WAL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    RedisConnection::connect(
-        &RedisConnectionConfig {
-            url,
-            ..Default::default()
-        },
-        Duration::from_secs(3),
-    )
-    .await
-    .expect("Redis client")
-}
-
-fn random_ns() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("settle-{}-{nanos}", std::process::id())
-}
-
-async fn cleanup(conn: &RedisConnection, ns: &str) {
-    let keys: Vec<String> = conn
-        .pool()
-        .custom(fred::cmd!("KEYS"), vec![format!("wal:{{{ns}}}:*")])
-        .await
-        .unwrap_or_default();
-    if !keys.is_empty() {
-        let _: Result<i64, _> = conn.pool().del(keys).await;
-    }
-}
 
 fn dead_letter(ns: &str, ack: Option<String>) -> Settlement {
     let status = TargetStatus {
@@ -79,7 +49,7 @@ fn dead_letter(ns: &str, ack: Option<String>) -> Settlement {
 #[tokio::test]
 async fn a_settlement_sent_again_after_a_lost_reply_is_recorded_once() {
     let conn = connect().await;
-    let ns = random_ns();
+    let ns = random_ns("settle");
     let keys = NamespaceKeys::new(&ns);
     let redis = conn.pool();
     // A stream entry, read by a worker.
@@ -124,7 +94,7 @@ async fn a_settlement_sent_again_after_a_lost_reply_is_recorded_once() {
     assert_eq!(dlq, 1, "a stream entry's settlement sent twice");
 
     // A Kafka or SQS entry: no stream entry to acknowledge.
-    let ns2 = random_ns();
+    let ns2 = random_ns("settle");
     let settlement = dead_letter(&ns2, None);
     for _ in 0..2 {
         let results = schedule
