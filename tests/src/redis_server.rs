@@ -92,6 +92,24 @@ impl PrivateRedis {
         self.stop().await;
         self.spawn().await;
     }
+
+    /// Waits (up to 10 s) until one replica is connected and in sync;
+    /// panics otherwise.
+    pub async fn wait_for_replica(&self) {
+        use fred::prelude::*;
+        let raw = crate::gateway::redis_client(&self.url()).await;
+        for _ in 0..100 {
+            let info: String = raw
+                .info(Some(fred::types::InfoKind::Replication))
+                .await
+                .unwrap();
+            if info.contains("connected_slaves:1") && info.contains("state=online") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the replica never came online");
+    }
 }
 
 impl Drop for PrivateRedis {

@@ -2,8 +2,6 @@
 //! more than is known of the original, and a key sent again with another
 //! request is refused.
 
-use std::time::Duration;
-
 use fred::prelude::*;
 use serde_json::{json, Value};
 use wal_tests::gateway::{delete_namespace_keys, namespace_body, redis_client, TestGateway};
@@ -33,21 +31,6 @@ async fn keyed_write(gw: &TestGateway, key: &str, body: &Value) -> (u16, Option<
     )
 }
 
-async fn wait_for_replica(primary: &PrivateRedis) {
-    let raw = redis_client(&primary.url()).await;
-    for _ in 0..100 {
-        let info: String = raw
-            .info(Some(fred::types::InfoKind::Replication))
-            .await
-            .unwrap();
-        if info.contains("connected_slaves:1") && info.contains("state=online") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the replica never came online");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_of_a_write_its_replicas_never_confirmed_stays_unknown_until_they_do() {
     let primary = PrivateRedis::start().await;
@@ -55,7 +38,7 @@ async fn a_duplicate_of_a_write_its_replicas_never_confirmed_stays_unknown_until
     let gw = TestGateway::spawn_with(&primary.url(), &db, |_| {}).await;
     let ns = random_name("idem-wait");
     let mut body = namespace_body(&ns, 1);
-    body["backendConfig"] = json!({"waitReplicas": 1, "waitTimeoutMs": 300});
+    body["backendConfig"] = json!({"waitReplicas": 1, "waitTimeoutMs": 1000});
     gw.create_namespace(&body).await;
     let write = json!({"namespace": ns, "payload": {"order": 1}});
 
@@ -85,7 +68,7 @@ async fn a_duplicate_of_a_write_its_replicas_never_confirmed_stays_unknown_until
         primary.port().to_string(),
     ])
     .await;
-    wait_for_replica(&primary).await;
+    primary.wait_for_replica().await;
     let (status, _, confirmed) = keyed_write(&gw, "order-1", &write).await;
     assert_eq!(
         (

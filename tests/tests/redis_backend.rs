@@ -290,18 +290,7 @@ async fn wait_for_replicas_answers_true_only_when_they_confirm() {
     ])
     .await;
     let conn = connect(&primary.url()).await;
-    // Wait for the replica to be in sync.
-    let raw = redis_client(&primary.url()).await;
-    for _ in 0..100 {
-        let info: String = raw
-            .info(Some(fred::types::InfoKind::Replication))
-            .await
-            .unwrap();
-        if info.contains("connected_slaves:1") && info.contains("state=online") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    primary.wait_for_replica().await;
     let producer = RedisStreamProducer::new(conn);
     let ns = random_name("repl");
     let mut s = settings(&ns, 1);
